@@ -1,0 +1,61 @@
+"""Statistics of a dataset directory: sizes, first-pass and oracle error rates.
+
+    python -m rescore.bin.nbest_stats [--json] [--cer] [--mode present|all] [--norm FLAGS] SETDIR
+
+First pass = the best hypothesis by ``score``; oracle = the hypothesis with the fewest errors.
+Errors are counted with the set's normalisation (meta.yaml, or ``--norm``) and cached as the
+``errors`` stream for the set's own metric. ``--json`` prints one JSON object with keys
+``utts, hyps, first_pass_wer, oracle_wer`` (percentages), plus ``first_pass_cer, oracle_cer``
+with ``--cer``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rescore.bin.common import log, parser, run
+from rescore.nbest import load_set
+from rescore.stats import ensure_errors, scoring_setup, set_stats
+
+
+def get_parser():
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--cer", action="store_true", help="also report character error rates")
+    p.add_argument("--mode", choices=["present", "all"], default="present",
+                   help="references without hypotheses: skipped (present) or scored as deletions (all)")
+    p.add_argument("--norm", help="normalisation flags (default: the set's meta.yaml)")
+    p.add_argument("setdir")
+    return p
+
+
+def body(args) -> int:
+    nbs = load_set(args.setdir)
+    norm, set_metric = scoring_setup(nbs, args.norm)
+    metrics = ["wer"] + ["cer"] * args.cer
+    errors = {}
+    if nbs.refs is not None:
+        cache_dir = args.setdir if args.norm is None else None
+        errors[set_metric] = ensure_errors(nbs, norm, set_metric, setdir=cache_dir)
+    else:
+        log.warning(f"{args.setdir} has no references (text): only sizes are reported")
+    st = set_stats(nbs, norm, metrics if nbs.refs is not None else [], args.mode, errors)
+    if args.json:
+        print(json.dumps(st.as_json(), ensure_ascii=False))
+        return 0
+    print(f"{args.setdir}: {st.utts} utterances, {st.hyps} hypotheses, mean N {st.mean_n:.2f}, "
+          f"max N {st.max_n}, {st.empty_hyps} empty (normalisation: {norm})")
+    for metric in st.first_pass:
+        label = metric.upper()
+        for name, res in (("first pass", st.first_pass[metric]), ("oracle", st.oracle[metric])):
+            line = res.kaldi_lines()[0].replace("%WER", f"%{label}", 1)
+            print(f"{name:<10} {line}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(body, get_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""rescore: BERT second-pass rescoring of ASR n-best lists (RescoreBERT), Kaldi/ESPnet style."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).resolve().parent
+version = {}
+exec((here / "rescore" / "__init__.py").read_text(), version)
+
+setup(
+    name="rescore",
+    version=version["__version__"],
+    description=__doc__,
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rescore", "rescore.*"]),
+    install_requires=[
+        # CPU wheel offline: pip install torch==2.13.0 first (see README); any 2.x >= 2.1 works.
+        "torch>=2.1",
+        "transformers>=4.40",
+        "sentencepiece>=0.1.99",
+        "numpy>=1.24",
+        "pyyaml>=6.0",
+        "rapidfuzz>=3.0",
+        "tqdm>=4.60",
+        # used only where it is correct (feats/wav scp); never for n-best archives (formats.md 2.5)
+        "kaldiio>=2.18",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"],
+        "parquet": ["pyarrow>=12"],
+    },
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
