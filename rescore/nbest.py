@@ -112,8 +112,9 @@ class TextColumn:
         """A new column with rows ``index`` in that order."""
         buf, o = self.buf, self.offsets
         starts, ends = o[index].tolist(), o[np.asarray(index) + 1].tolist()
-        pieces = [buf[s:e] for s, e in zip(starts, ends)]
-        lengths = np.fromiter((e - s for s, e in zip(starts, ends)), dtype=np.int64, count=len(starts))
+        pieces = [buf[s:e] for s, e in zip(starts, ends, strict=True)]
+        lengths = np.fromiter((e - s for s, e in zip(starts, ends, strict=True)), dtype=np.int64,
+                              count=len(starts))
         offsets = np.zeros(len(starts) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         return TextColumn(b"".join(pieces), offsets)
@@ -275,7 +276,9 @@ class NbestBuilder:
     """Collects ``(utt, rank, text, streams)`` records from an importer and checks them.
 
     Records of one utterance must arrive together unless ``regroup=True`` (formats whose
-    files are not grouped by utterance). Every problem is recorded with the file and line
+    files are not grouped by utterance). Without regrouping, each utterance goes into the
+    columnar arrays as soon as the next one starts, so importing millions of hypotheses costs
+    little more memory than the set itself. Every problem is recorded with the file and line
     given in ``where``; :meth:`build` raises :class:`InvalidSetError` listing all of them.
     """
 
@@ -283,9 +286,14 @@ class NbestBuilder:
         self.stream_names = list(stream_names)
         self.regroup = regroup
         self.problems: list[InputError] = []
-        self._utts: dict[str, list[tuple[int, bytes, tuple[float, ...], tuple]]] = {}
-        self._order: list[str] = []
+        self._first_seen: dict[str, tuple | None] = {}  # utt -> where of its first record
+        self._pending: dict[str, list[tuple[int, bytes, tuple[float, ...], tuple | None]]] = {}
         self._last: str | None = None
+        self._utt_ids: list[str] = []
+        self._offsets = array("q", [0])
+        self._ranks = array("i")
+        self._texts = TextColumnBuilder()
+        self._cols = [array("d") for _ in self.stream_names]
 
     def problem(self, where: tuple | None, message: str) -> None:
         path, line = where if where else (None, None)
@@ -310,51 +318,61 @@ class NbestBuilder:
         except (TypeError, ValueError) as e:
             self.problem(where, f"{utt}-{rank}: non-numeric score ({e})")
             return
-        if utt not in self._utts:
-            self._utts[utt] = []
-            self._order.append(utt)
-        elif utt != self._last and not self.regroup:
-            first = self._utts[utt][0][3]
-            at = f" (first seen at {first[0]}:{first[1]})" if first else ""
-            self.problem(where, f"entries of utterance {utt} are not contiguous{at}")
+        if utt != self._last:
+            if utt in self._first_seen and not self.regroup:
+                first = self._first_seen[utt]
+                at = f" (first seen at {first[0]}:{first[1]})" if first else ""
+                self.problem(where, f"entries of utterance {utt} are not contiguous{at}")
+                return
+            if not self.regroup and self._last is not None:
+                self._flush(self._last)
+            if utt not in self._first_seen:
+                self._first_seen[utt] = where
+                self._pending[utt] = []
+            self._last = utt
+        self._pending[utt].append((rank, join_tokens(text.encode("utf-8")), vals, where))
+
+    def _flush(self, utt: str) -> None:
+        """Check one utterance's ranks and append it to the columns."""
+        entries = self._pending.pop(utt)
+        seen: dict[int, tuple | None] = {}
+        for rank, _, _, where in entries:
+            if rank in seen:
+                w0 = seen[rank]
+                at = f" (also at {w0[0]}:{w0[1]})" if w0 else ""
+                self.problem(where, f"duplicate key {utt}-{rank}{at}")
+            seen[rank] = where
+        n = len(entries)
+        if len(seen) == n and set(seen) != set(range(1, n + 1)):
+            gaps = sorted(set(range(1, max(seen) + 1)) - set(seen))
+            self.problem(entries[0][3], f"ranks of {utt} have gaps: missing {gaps[:10]}")
+        if self.problems:  # the set will not be built: stop accumulating data
             return
-        self._last = utt
-        self._utts[utt].append((rank, join_tokens(text.encode("utf-8")), vals, where))
+        self._utt_ids.append(utt)
+        for rank, text, vals, _ in entries:
+            self._ranks.append(rank)
+            self._texts.append(text)
+            for c, v in zip(self._cols, vals, strict=True):
+                c.append(v)
+        self._offsets.append(len(self._ranks))
+
+    @property
+    def num_hyps(self) -> int:
+        """Hypotheses accepted so far."""
+        return len(self._ranks) + sum(len(e) for e in self._pending.values())
 
     def build(self, refs: dict[str, str] | None = None, meta: dict | None = None) -> NbestSet:
-        utt_ids: list[str] = []
-        offsets = [0]
-        ranks = array("i")
-        texts = TextColumnBuilder()
-        cols: list[list[float]] = [[] for _ in self.stream_names]
-        for utt in self._order:
-            entries = self._utts[utt]
-            seen: dict[int, tuple] = {}
-            for rank, _, _, where in entries:
-                if rank in seen:
-                    w0 = seen[rank]
-                    at = f" (also at {w0[0]}:{w0[1]})" if w0 else ""
-                    self.problem(where, f"duplicate key {utt}-{rank}{at}")
-                seen[rank] = where
-            n = len(entries)
-            if set(seen) != set(range(1, n + 1)) and len(seen) == n:
-                gaps = sorted(set(range(1, max(seen) + 1)) - set(seen))
-                self.problem(entries[0][3], f"ranks of {utt} have gaps: missing {gaps[:10]}")
-            utt_ids.append(utt)
-            for rank, text, vals, _ in entries:
-                ranks.append(rank)
-                texts.append(text)
-                for c, v in zip(cols, vals):
-                    c.append(v)
-            offsets.append(offsets[-1] + n)
+        for utt in list(self._pending):
+            self._flush(utt)
         if self.problems:
             raise InvalidSetError(self.problems)
         nbs = NbestSet(
-            utt_ids=utt_ids,
-            offsets=np.array(offsets, dtype=np.int64),
-            ranks=np.frombuffer(ranks, dtype=np.int32).copy() if ranks else np.zeros(0, np.int32),
-            texts=texts.build(),
-            streams={s: np.array(c, dtype=np.float64) for s, c in zip(self.stream_names, cols)},
+            utt_ids=self._utt_ids,
+            offsets=np.frombuffer(self._offsets, dtype=np.int64).copy(),
+            ranks=np.frombuffer(self._ranks, dtype=np.int32).copy() if self._ranks else np.zeros(0, np.int32),
+            texts=self._texts.build(),
+            streams={s: np.frombuffer(c, dtype=np.float64).copy() if c else np.zeros(0)
+                     for s, c in zip(self.stream_names, self._cols, strict=True)},
             refs=refs,
             meta=dict(meta or {}),
         )
@@ -591,7 +609,7 @@ def nonfinite_summary(nbs: NbestSet) -> dict[str, dict]:
             continue  # NaN errors mark hypotheses without a reference, reported separately
         if len(bad):
             utt_of = np.searchsorted(nbs.offsets, bad, side="right") - 1
-            keys = [f"{nbs.utt_ids[u]}-{int(nbs.ranks[i])}" for u, i in zip(utt_of[:MAX_LISTED], bad[:MAX_LISTED])]
+            keys = [f"{nbs.utt_ids[u]}-{int(nbs.ranks[i])}" for u, i in zip(utt_of[:MAX_LISTED], bad[:MAX_LISTED], strict=True)]
             out[name] = {"count": int(len(bad)), "keys": keys}
     return out
 
@@ -622,7 +640,7 @@ def write_stream(setdir: str | Path, name: str, nbs: NbestSet, values: np.ndarra
     if values.shape != (nbs.num_hyps,):
         raise ValueError(f"stream {name}: {values.shape} values for {nbs.num_hyps} hypotheses")
     path = Path(setdir) / "nbest" / name
-    write_lines(path, (f"{k} {format_float(v)}" for k, v in zip(nbs.keys(), values.tolist())))
+    write_lines(path, (f"{k} {format_float(v)}" for k, v in zip(nbs.keys(), values.tolist(), strict=True)))
 
 
 def build_meta(nbs: NbestSet) -> dict:
