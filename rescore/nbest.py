@@ -27,6 +27,7 @@ import yaml
 
 from rescore.archive import (
     atomic_open,
+    open_binary,
     decode,
     format_float,
     iter_lines,
@@ -465,6 +466,45 @@ def _rank_positions(offsets: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return pos
 
 
+def _read_stream_in_order(path: Path, utt_bytes: list[bytes], utt_of: np.ndarray, ranks: np.ndarray) -> np.ndarray | None:
+    """Fast path: a stream whose lines hold exactly the set's keys in the set's order.
+
+    Checks every key (by value, not by position) chunk by chunk; returns ``None`` at the first
+    deviation, so that the general reader can locate and report it.
+    """
+    n = len(ranks)
+    out = np.empty(n, dtype=np.float64)
+    pos = 0
+    with open_binary(path) as f:
+        while True:
+            lines = f.readlines(1 << 24)
+            if not lines:
+                break
+            m = len(lines)
+            chunk = b"".join(lines)
+            if pos + m > n or b"\r" in chunk:
+                return None
+            toks = chunk.split()
+            if len(toks) != 2 * m:
+                return None
+            expect = [utt_bytes[u] + b"-%d" % r
+                      for u, r in zip(utt_of[pos:pos + m].tolist(), ranks[pos:pos + m].tolist(), strict=True)]
+            if toks[0::2] != expect:
+                return None
+            vals = toks[1::2]
+            if b"_" in b"".join(vals):  # numpy would accept '1_000'; Kaldi and parse_float do not
+                return None
+            try:
+                out[pos:pos + m] = np.array(vals).astype(np.float64)
+            except ValueError:  # Kaldi's BadNumber, or a non-numeric value (reported by the general path)
+                try:
+                    out[pos:pos + m] = [parse_float(v) for v in vals]
+                except ValueError:
+                    return None
+            pos += m
+    return out if pos == n else None
+
+
 def read_stream(path: Path, nbs_index: tuple, n_hyps: int, rep: LoadReport) -> np.ndarray:
     """Read a ``key float`` stream and join it to the set by key (never by line position)."""
     utt_index, offsets, rank_pos, utt_ids = nbs_index
@@ -557,10 +597,16 @@ def inspect_set(setdir: str | Path, streams: Iterable[str] | None = None) -> tup
     if "score" not in names:
         names = ["score", *names]
     out_streams: dict[str, np.ndarray] = {}
+    utt_bytes = [u.encode("utf-8") for u in utt_ids]
+    utt_of = np.repeat(np.arange(len(utt_ids), dtype=np.int64), np.diff(offsets))
     for name in names:
         p = setdir / "nbest" / name
         if not p.is_file():
             rep.errors.append(InputError(p, None, "missing stream file"))
+            continue
+        fast = _read_stream_in_order(p, utt_bytes, utt_of, ranks)
+        if fast is not None:
+            out_streams[name] = fast
             continue
         try:
             out_streams[name] = read_stream(p, (utt_index, offsets, rank_pos, utt_ids), n, rep)

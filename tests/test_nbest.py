@@ -127,3 +127,14 @@ def test_save_load_round_trip_and_counts(tmp_path):
     back = load_set(tmp_path / "s")
     assert back.texts == nbs.texts and back.ranks.tolist() == [2, 1]
     assert back.streams["score"].tolist() == [-1.5, -0.5]
+
+
+def test_in_order_streams_are_still_checked_value_by_value(tmp_path):
+    d = make_setdir(tmp_path / "s", {"A01_0001": [("a", 0.0), ("b", 1.0)]})
+    write(d / "nbest" / "lm", "A01_0001-1 1_000\nA01_0001-2 2\n")
+    assert "nbest/lm:1: non-numeric value '1_000'" in _errors(d)
+    write(d / "nbest" / "lm", "A01_0001-1 BadNumber\nA01_0001-2 1e+07\n")
+    nbs = load_set(d)
+    assert np.isnan(nbs.streams["lm"][0]) and nbs.streams["lm"][1] == 1e7
+    write(d / "nbest" / "lm", "A01_0001-1 1 2\nA01_0001-2\n")
+    assert "nbest/lm:1: expected one value after the key, got 2" in _errors(d)
