@@ -27,11 +27,11 @@ import yaml
 
 from rescore.archive import (
     atomic_open,
-    open_binary,
     decode,
     format_float,
     iter_lines,
     join_tokens,
+    open_binary,
     parse_float,
     read_text_dict,
     split_key,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from rescore.nbest import NbestBuilder, NbestSet
+
 
 def write(path: Path, text: str, mode: str = "w") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +33,15 @@ def make_setdir(root: Path, nbest: dict[str, list[tuple[str, float]]], refs: dic
     if refs is not None:
         write(root / "text", "".join(f"{u} {t}\n" for u, t in refs.items()))
     return root
+
+
+def make_set(hyps: dict[str, list[tuple[str, float]]], refs: dict[str, str] | None = None) -> NbestSet:
+    """An in-memory set: ``hyps = {utt: [(text, score), ...]}`` ranked 1..N in list order."""
+    b = NbestBuilder(["score"])
+    for utt, items in hyps.items():
+        for k, (text, score) in enumerate(items, 1):
+            b.add(utt, k, text, {"score": score})
+    return b.build(refs=refs)
 
 
 @pytest.fixture

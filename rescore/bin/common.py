@@ -20,15 +20,34 @@ def str2bool(value: str) -> bool:
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--verbose", type=int, default=1, help="0: warnings, 1: info, 2: debug")
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--verbose", type=int, default=1, help="0: warnings, 1: info (default), 2: debug")
     return p
 
 
 def add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", type=str2bool, default=False,
-                   help="recompute even when the output is complete and up to date")
+                   help="true: recompute even when the output is complete and up to date (default false)")
+
+
+def add_format_options(p: argparse.ArgumentParser, table: dict[str, tuple[set[str], dict]]) -> None:
+    """Declare format-specific options: ``{name: ({formats}, argparse kwargs)}``; default None."""
+    for name, (fmts, kwargs) in table.items():
+        label = "/".join(sorted(fmts))
+        p.add_argument(f"--{name}", default=None, **{**kwargs, "help": f"{label}: {kwargs.get('help', '')}"})
+
+
+def format_options(args: argparse.Namespace, table: dict[str, tuple[set[str], dict]], prog: str) -> dict:
+    """The keyword options given for ``args.format``; an option of another format is an error."""
+    opts = {}
+    for name, (fmts, _) in table.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if args.format not in fmts:
+            raise SystemExit(f"{prog}: --{name} does not apply to --format {args.format}")
+        opts[name] = value
+    return opts
 
 
 def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser,

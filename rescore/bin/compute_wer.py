@@ -23,8 +23,8 @@ from rescore.wer import MODES, AbsentHypothesisError, score_texts
 def get_parser():
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
-    p.add_argument("--mode", choices=MODES, default="present")
-    p.add_argument("--norm", default="none", help="normalisation flags applied to both sides, e.g. lower,punct")
+    p.add_argument("--mode", choices=MODES, default="present", help="references without hypothesis (default present)")
+    p.add_argument("--norm", default="none", help="normalisation flags applied to both sides, e.g. lower,punct (default none)")
     p.add_argument("ref")
     p.add_argument("hyp")
     return p

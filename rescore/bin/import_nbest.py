@@ -18,24 +18,24 @@ from pathlib import Path
 
 from rescore import formats
 from rescore.archive import read_text_dict
-from rescore.bin.common import add_overwrite, log, parser, run, str2bool
+from rescore.bin.common import add_format_options, add_overwrite, format_options, log, parser, run, str2bool
 from rescore.nbest import describe, save_set
 from rescore.stage import clear_done, fingerprint, is_done, mark_done, run_record
 from rescore.stats import ensure_errors
 from rescore.textnorm import Normalizer, default_metric, default_norm
 
-# CLI option -> (reader keyword, formats it applies to)
+KALDI, ESPNET, MLM, HYPR, NEMO = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"hypr"}, {"nemo"}
 FORMAT_OPTIONS = {
-    "acwt": ("acwt", {"kaldi-nbest"}),
-    "words": ("words", {"kaldi-nbest"}),
-    "field": ("field", {"espnet"}),
-    "missing_score": ("missing_score", {"mlm-json"}),
-    "pattern": ("pattern", {"hypr"}),
-    "manifest": ("manifest", {"nemo"}),
-    "beam_size": ("beam_size", {"nemo"}),
-    "score_sign": ("score_sign", {"nemo"}),
-    "nan_is_empty": ("nan_is_empty", {"nemo"}),
-    "utt_id_field": ("utt_id_field", {"nemo"}),
+    "acwt": (KALDI, dict(type=float, help="acoustic scale (default 0.1, i.e. LMWT 10)")),
+    "words": (KALDI, dict(type=Path, help="words.txt to map 'words' archives when words_text is absent")),
+    "field": (ESPNET, dict(choices=["text", "token"], help="which file holds hypotheses (default text)")),
+    "missing_score": (MLM, dict(choices=["error", "zero"], help="hypotheses without a score (default error)")),
+    "pattern": (HYPR, dict(help="glob of files to read when SRC is a directory")),
+    "manifest": (NEMO, dict(type=Path, help="the eval manifest (JSON lines) the beams file follows")),
+    "beam_size": (NEMO, dict(type=int, help="lines per utterance (default: inferred)")),
+    "score_sign": (NEMO, dict(choices=["auto", "logprob", "cost"], help="sign of the score column (default auto)")),
+    "nan_is_empty": (NEMO, dict(type=str2bool, help="read the text 'nan' as an empty hypothesis (default false)")),
+    "utt_id_field": (NEMO, dict(help="manifest field holding utterance ids")),
 }
 
 
@@ -43,40 +43,19 @@ def get_parser():
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--format", required=True, choices=list(formats.READERS))
     p.add_argument("--text", help="references, Kaldi 'text' file (overrides references carried by SRC)")
-    p.add_argument("--lang", default="en", help="language of the set (en, ja, ...): sets default metric/normalisation")
+    p.add_argument("--lang", default="en", help="language of the set (default en; ja selects CER and CSJ normalisation)")
     p.add_argument("--metric", choices=["wer", "cer"], help="error metric (default: cer for ja/zh, else wer)")
     p.add_argument("--norm", help="scoring normalisation flags, e.g. 'lower,punct' or 'csj,bracket' (default by --lang)")
-    p.add_argument("--acwt", type=float, help="kaldi-nbest: acoustic scale (default 0.1, i.e. LMWT 10)")
-    p.add_argument("--words", help="kaldi-nbest: words.txt to map 'words' archives when words_text is absent")
-    p.add_argument("--field", help="espnet: which file holds hypotheses: text (default) or token")
-    p.add_argument("--missing_score", choices=["error", "zero"], help="mlm-json: hypotheses without a score")
-    p.add_argument("--pattern", help="hypr: glob of files to read when SRC is a directory")
-    p.add_argument("--manifest", help="nemo: the eval manifest (JSON lines) the beams file follows")
-    p.add_argument("--beam_size", type=int, help="nemo: lines per utterance (default: inferred)")
-    p.add_argument("--score_sign", choices=["auto", "logprob", "cost"], help="nemo: sign of the score column")
-    p.add_argument("--nan_is_empty", type=str2bool, help="nemo: read the text 'nan' as an empty hypothesis")
-    p.add_argument("--utt_id_field", help="nemo: manifest field holding utterance ids")
+    add_format_options(p, FORMAT_OPTIONS)
     add_overwrite(p)
     p.add_argument("src", help="the recogniser's output (file or directory)")
     p.add_argument("out", help="output dataset directory")
     return p
 
 
-def reader_options(args) -> dict:
-    opts = {}
-    for opt, (kw, fmts) in FORMAT_OPTIONS.items():
-        value = getattr(args, opt)
-        if value is None:
-            continue
-        if args.format not in fmts:
-            raise SystemExit(f"import_nbest: --{opt} does not apply to --format {args.format}")
-        opts[kw] = Path(value) if opt in ("words", "manifest") else value
-    return opts
-
-
 def body(args) -> int:
     out = Path(args.out)
-    opts = reader_options(args)
+    opts = format_options(args, FORMAT_OPTIONS, "import_nbest")
     metric = args.metric or default_metric(args.lang)
     norm = Normalizer.parse(args.norm if args.norm is not None else default_norm(args.lang))
     config = {"format": args.format, "options": opts, "lang": args.lang, "metric": metric, "norm": str(norm)}

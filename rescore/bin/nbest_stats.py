@@ -23,7 +23,7 @@ def get_parser():
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--cer", action="store_true", help="also report character error rates")
     p.add_argument("--mode", choices=["present", "all"], default="present",
-                   help="references without hypotheses: skipped (present) or scored as deletions (all)")
+                   help="references without hypotheses: skipped (present, default) or scored as deletions (all)")
     p.add_argument("--norm", help="normalisation flags (default: the set's meta.yaml)")
     p.add_argument("setdir")
     return p

@@ -10,8 +10,8 @@ import pytest
 
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.formats import espnet
-from rescore.nbest import NbestBuilder, NbestSet
-from tests.conftest import write
+from rescore.nbest import NbestBuilder
+from tests.conftest import make_set, write
 
 UTT = "A01M0110_0000211_0001695"
 
@@ -37,14 +37,6 @@ def csj_decode(tmp_path: Path) -> Path:
         "2best_recog/score": f"{UTT} tensor(-6.0321, device='cuda:0')\n",
     })
     return d
-
-
-def make_set(hyps: dict[str, list[tuple[str, float]]], refs: dict[str, str] | None = None) -> NbestSet:
-    b = NbestBuilder(["score"])
-    for utt, items in hyps.items():
-        for k, (text, score) in enumerate(items, 1):
-            b.add(utt, k, text, {"score": score})
-    return b.build(refs=refs)
 
 
 def lines(path: Path) -> list[str]:

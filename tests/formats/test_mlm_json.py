@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.formats import mlm_json
-from rescore.nbest import NbestBuilder, NbestSet
-from tests.conftest import write
+from rescore.nbest import NbestSet
+from tests.conftest import make_set, write
 
 REF = "mister quilter is the apostle of the middle classes and we are glad to welcome his gospel"
 
@@ -27,14 +27,6 @@ EXAMPLE = """{
   }
 }
 """
-
-
-def make_set(hyps: dict[str, list[tuple[str, float]]], refs: dict[str, str] | None = None) -> NbestSet:
-    b = NbestBuilder(["score"])
-    for utt, items in hyps.items():
-        for k, (text, score) in enumerate(items, 1):
-            b.add(utt, k, text, {"score": score})
-    return b.build(refs=refs)
 
 
 def assert_same(a: NbestSet, b: NbestSet) -> None:
