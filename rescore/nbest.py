@@ -678,15 +678,42 @@ def load_set(setdir: str | Path, streams: Iterable[str] | None = None) -> NbestS
     return nbs
 
 
+def write_scores(path: str | Path, nbs: NbestSet, values: np.ndarray) -> None:
+    """Atomically write a per-hypothesis ``<utt>-<k> <float>`` archive of ``nbs`` (Kaldi-readable)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (nbs.num_hyps,):
+        raise ValueError(f"{path}: {values.shape} values for {nbs.num_hyps} hypotheses")
+    write_lines(path, (f"{k} {format_float(v)}" for k, v in zip(nbs.keys(), values.tolist(), strict=True)))
+
+
+def read_scores(path: str | Path, nbs: NbestSet) -> np.ndarray:
+    """Read a per-hypothesis archive and join it to ``nbs`` by key.
+
+    Every key of the set must appear exactly once and no other key may; otherwise
+    :class:`InvalidSetError` lists each problem with its line.
+    """
+    path = Path(path)
+    utt_bytes = [u.encode("utf-8") for u in nbs.utt_ids]
+    fast = _read_stream_in_order(path, utt_bytes, nbs.utt_index(), nbs.ranks)
+    if fast is not None:
+        return fast
+    rep = LoadReport()
+    index = ({u: i for i, u in enumerate(utt_bytes)}, nbs.offsets, _rank_positions(nbs.offsets, nbs.ranks),
+             nbs.utt_ids)
+    try:
+        values = read_stream(path, index, nbs.num_hyps, rep)
+    except InputError as e:
+        rep.errors.append(e)
+    if rep.errors:
+        raise InvalidSetError(rep.errors, what=str(path))
+    return values
+
+
 def write_stream(setdir: str | Path, name: str, nbs: NbestSet, values: np.ndarray) -> None:
     """Write one float stream of ``nbs`` into ``<set>/nbest/<name>``, keyed like the set."""
     if name in NON_STREAM_FILES or name.startswith(".") or "/" in name or not name:
         raise ValueError(f"invalid stream name {name!r}")
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != (nbs.num_hyps,):
-        raise ValueError(f"stream {name}: {values.shape} values for {nbs.num_hyps} hypotheses")
-    path = Path(setdir) / "nbest" / name
-    write_lines(path, (f"{k} {format_float(v)}" for k, v in zip(nbs.keys(), values.tolist(), strict=True)))
+    write_scores(Path(setdir) / "nbest" / name, nbs, values)
 
 
 def build_meta(nbs: NbestSet) -> dict:

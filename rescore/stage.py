@@ -108,3 +108,13 @@ def run_record(argv: list[str] | None, module: str) -> dict:
         "git_commit": git_commit(),
         "versions": versions(),
     }
+
+
+def write_run_info(outdir: str | Path, argv: list[str] | None, module: str, config: dict) -> None:
+    """Record in ``outdir/run.yaml`` the replay command, resolved config, versions and commit."""
+    import yaml
+
+    info = run_record(argv, module)
+    info["config"] = config
+    with atomic_open(Path(outdir) / "run.yaml") as f:
+        yaml.safe_dump(info, f, sort_keys=False, allow_unicode=True)

@@ -138,3 +138,17 @@ def test_in_order_streams_are_still_checked_value_by_value(tmp_path):
     assert np.isnan(nbs.streams["lm"][0]) and nbs.streams["lm"][1] == 1e7
     write(d / "nbest" / "lm", "A01_0001-1 1 2\nA01_0001-2\n")
     assert "nbest/lm:1: expected one value after the key, got 2" in _errors(d)
+
+
+def test_write_and_read_scores_by_key(tmp_path, small_set):
+    from rescore.nbest import read_scores, write_scores
+
+    nbs = load_set(small_set)
+    write_scores(tmp_path / "pll", nbs, np.arange(5.0))
+    assert read_scores(tmp_path / "pll", nbs).tolist() == [0, 1, 2, 3, 4]
+    lines = (tmp_path / "pll").read_text().splitlines()
+    (tmp_path / "pll").write_text("\n".join(reversed(lines)) + "\n")
+    assert read_scores(tmp_path / "pll", nbs).tolist() == [0, 1, 2, 3, 4]
+    (tmp_path / "pll").write_text("\n".join(lines[:4] + [lines[0]]) + "\n")
+    with pytest.raises(InvalidSetError, match=r"pll:5: duplicate key.*\n.*1 key\(s\) of nbest/text missing: spk2-u2-2"):
+        read_scores(tmp_path / "pll", nbs)
