@@ -50,6 +50,11 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"config key {name!r}: expected a number, got {value!r}")
     if typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -19,10 +19,11 @@ class Cfg:
 
 def test_precedence_defaults_yaml_cli(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("lr: 0.001\nepochs: 3\n")
+    p.write_text("lr: 1e-3\nepochs: 3\n")
     cfg = load_config(Cfg, p, ["epochs=5", "objective=mwer", "max_steps=10", "learn_beta=true"])
     assert (cfg.lr, cfg.epochs, cfg.objective, cfg.max_steps, cfg.learn_beta) == (0.001, 5, "mwer", 10, True)
     assert load_config(Cfg, None, ["max_steps=null"]).max_steps is None
+    assert load_config(Cfg, None, ["lr=1e-4"]).lr == 1e-4
     out = tmp_path / "resolved.yaml"
     save_config(cfg, out)
     assert yaml.safe_load(out.read_text())["epochs"] == 5
@@ -31,6 +32,7 @@ def test_precedence_defaults_yaml_cli(tmp_path):
 @pytest.mark.parametrize("override,msg", [
     (["lrr=1"], "unknown config key 'lrr'"),
     (["epochs=two"], "'epochs': expected an integer"),
+    (["lr=fast"], "'lr': expected a number"),
     (["objective=ctc"], "'objective': expected one of"),
     (["learn_beta=1"], "'learn_beta': expected true or false"),
     (["epochs"], "not key=value"),

@@ -19,6 +19,16 @@ def str2bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def norm_arg(value: str) -> str:
+    """A ``--norm`` value: validated normalisation flags, returned in canonical form."""
+    from rescore.textnorm import Normalizer
+
+    try:
+        return str(Normalizer.parse(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--verbose", type=int, default=1, help="0: warnings, 1: info (default), 2: debug")

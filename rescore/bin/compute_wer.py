@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from rescore.archive import read_text_dict
-from rescore.bin.common import parser, run
+from rescore.bin.common import norm_arg, parser, run
 from rescore.textnorm import Normalizer
 from rescore.wer import MODES, AbsentHypothesisError, score_texts
 
@@ -24,7 +24,7 @@ def get_parser():
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
     p.add_argument("--mode", choices=MODES, default="present", help="references without hypothesis (default present)")
-    p.add_argument("--norm", default="none", help="normalisation flags applied to both sides, e.g. lower,punct (default none)")
+    p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to both sides, e.g. lower,punct (default none)")
     p.add_argument("ref")
     p.add_argument("hyp")
     return p

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rescore import formats
 from rescore.archive import read_text_dict
-from rescore.bin.common import add_format_options, add_overwrite, format_options, log, parser, run, str2bool
+from rescore.bin.common import add_format_options, add_overwrite, format_options, log, norm_arg, parser, run, str2bool
 from rescore.nbest import describe, save_set
 from rescore.stage import clear_done, fingerprint, is_done, mark_done, run_record
 from rescore.stats import ensure_errors
@@ -45,7 +45,7 @@ def get_parser():
     p.add_argument("--text", help="references, Kaldi 'text' file (overrides references carried by SRC)")
     p.add_argument("--lang", default="en", help="language of the set (default en; ja selects CER and CSJ normalisation)")
     p.add_argument("--metric", choices=["wer", "cer"], help="error metric (default: cer for ja/zh, else wer)")
-    p.add_argument("--norm", help="scoring normalisation flags, e.g. 'lower,punct' or 'csj,bracket' (default by --lang)")
+    p.add_argument("--norm", type=norm_arg, help="scoring normalisation flags, e.g. 'lower,punct' or 'csj,bracket' (default by --lang)")
     add_format_options(p, FORMAT_OPTIONS)
     add_overwrite(p)
     p.add_argument("src", help="the recogniser's output (file or directory)")

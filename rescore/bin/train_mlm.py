@@ -1,0 +1,55 @@
+"""Teacher domain adaptation: continue masked-LM pre-training of a teacher on in-domain text.
+
+    python -m rescore.bin.train_mlm --init NAME_OR_DIR --text CORPUS.txt --out DIR [--config conf/train_mlm.yaml]
+        [--dev_text HELDOUT.txt] [--resume true|false] [--overwrite true|false] [key=value ...]
+
+CORPUS.txt has one sentence per line (blank lines are skipped and counted). NAME_OR_DIR is any
+Hugging Face masked LM, or an encoder without MLM head (a head tied to the input embeddings is
+added and trained). Writes DIR/model (load it with ``score_pll --model DIR/model``), DIR/config.yaml,
+DIR/run.yaml, DIR/train_log.jsonl, DIR/summary.json (per-epoch held-out pseudo-perplexity, best
+epoch), DIR/checkpoints/step<N> and DIR/.done. Config: defaults < --config YAML < key=value; the
+keys are documented in conf/train_mlm.yaml. See rescore/mlm_train.py for the details.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rescore.bin.common import add_overwrite, parser, run, str2bool
+from rescore.config import ConfigError, load_config
+from rescore.mlm_train import MlmTrainConfig, train_mlm
+
+
+def get_parser():
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--init", required=True, help="hub id or directory of the masked LM (or encoder) to start from")
+    p.add_argument("--text", required=True, help="in-domain training text, one sentence per line")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--config", default=None, help="YAML config (e.g. conf/train_mlm.yaml); default: built-in defaults")
+    p.add_argument("--dev_text", default=None,
+                   help="held-out text for the pseudo-perplexity (default: dev_fraction of --text is held out)")
+    p.add_argument("--resume", type=str2bool, default=False,
+                   help="true: continue from the latest checkpoint in --out, also with --overwrite true "
+                   "(default false: start afresh, removing earlier checkpoints and logs in --out)")
+    add_overwrite(p)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-4 max_steps=1000")
+    return p
+
+
+def body(args, argv: list[str] | None) -> int:
+    try:
+        cfg = load_config(MlmTrainConfig, args.config, args.overrides)
+        train_mlm(args.init, args.text, args.out, cfg, dev_text=args.dev_text, resume=args.resume,
+                  overwrite=args.overwrite, argv=argv)
+    except ConfigError as e:
+        print(f"train_mlm: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(lambda args: body(args, argv), get_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
