@@ -106,3 +106,16 @@ def test_encoder_without_mlm_head_is_refused(setdir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no trained masked-LM head" in err and "train_mlm" in err
     assert not (tmp_path / "o" / "pll").exists()
+
+
+def test_norm_is_applied_to_the_text_the_model_reads(model_dir, tmp_path):
+    d = make_setdir(tmp_path / "s", {"u": [("THE CAT <unk> SAT", -1.0), ("the cat sat", -2.0)]})
+    out = tmp_path / "o"
+    assert run(model_dir, d, out, "--norm", "lower,bracket") == 0
+    first, second = read_scores(out / "pll", load_set(d))
+    assert first == second != 0.0
+
+
+def test_unknown_norm_flag_is_a_usage_error(model_dir, tmp_path):
+    with pytest.raises(SystemExit):
+        run(model_dir, tmp_path, tmp_path / "o", "--norm", "upper")
