@@ -208,6 +208,34 @@ def test_distilbert_head(bert):
     assert flat_diff(got, reference_pll(model, tok, TEXTS)) <= 1e-4
 
 
+def _tiny(kind: str, vocab: int):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                  max_position_embeddings=64)
+    if kind == "albert":
+        return tf.AlbertForMaskedLM(tf.AlbertConfig(embedding_size=16, hidden_size=32, **common))
+    if kind == "electra":  # embedding_size != hidden_size exercises embeddings_project
+        return tf.ElectraForMaskedLM(tf.ElectraConfig(embedding_size=16, hidden_size=32, **common))
+    if kind == "xlm-roberta":
+        return tf.XLMRobertaForMaskedLM(tf.XLMRobertaConfig(hidden_size=32, pad_token_id=0, **common))
+    if kind == "deberta-v2":
+        return tf.DebertaV2ForMaskedLM(tf.DebertaV2Config(hidden_size=32, relative_attention=True,
+                                                          position_buckets=8, pos_att_type=["p2c", "c2p"],
+                                                          **common))
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["albert", "electra", "xlm-roberta", "deberta-v2"])
+def test_other_masked_lm_heads_match_reference(bert, kind):
+    _, tok = bert
+    torch.manual_seed(0)
+    model = _tiny(kind, len(tok)).eval()
+    sc = PllScorer(model, tok, batch_tokens=40)
+    assert sc.head is not None  # the masked-position head, not the full-logits fallback
+    assert flat_diff(sc.score_tokens(TEXTS), reference_pll(model, tok, TEXTS)) <= 1e-4
+
+
 def test_unknown_class_falls_back_to_full_logits(bert, caplog):
     model, tok = bert
 
@@ -236,3 +264,21 @@ def test_minilm_encoder_without_head_is_refused():
 
     with pytest.raises(ValueError, match="no trained masked-LM head"):
         load_mlm(os.path.join(os.path.dirname(gt.__file__), "model"))
+
+
+@pytest.mark.parametrize("word_mask", ["none", "whole", "l2r"])
+def test_japanese_character_bert_tokenizer(tmp_path, word_mask):
+    """A Japanese BERT tokenizer (character subwords; the MeCab word splitter of cl-tohoku models
+    needs fugashi, not available offline) on unsegmented Japanese text."""
+    from transformers import BertJapaneseTokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"今日は晴れです雨明"]) + "\n",
+                     encoding="utf-8")
+    tok = BertJapaneseTokenizer(str(vocab), word_tokenizer_type="basic", subword_tokenizer_type="character")
+    assert tok.tokenize("今日は晴れです") == list("今日は晴れです")
+    model = tiny_bert(len(tok)).eval()
+    texts = ["今日は晴れです", "明日は雨", "", "今日 は 晴れ"]
+    got = PllScorer(model, tok, word_mask=word_mask).score_tokens(texts)
+    assert [len(g) for g in got] == [7, 4, 0, 5]
+    assert flat_diff(got, reference_pll(model, tok, texts, word_mask=word_mask)) <= 1e-4
