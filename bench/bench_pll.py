@@ -66,6 +66,27 @@ def load(name: str, device: torch.device):
     return model, tok
 
 
+def anchor_hypotheses(n: int, seed: int = 0) -> tuple[list[list[int]], list[list[int]], bool, set[int]]:
+    """A seeded subsample of ``DATA``: (content ids as stored, ids to score, degenerate, content id set).
+
+    Content ids exclude [CLS]/[SEP] (scorers add the tokenizer's own). When the file is degenerate
+    (only ids < 1996, i.e. [unused]/[UNK]: the sentences' words did not survive tokenisation), the
+    lengths are kept and the words redrawn at random (same compute per hypothesis).
+    """
+    with open(DATA) as f:
+        data = json.load(f)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(data), size=min(n, len(data)), replace=False))
+    raw = [data[i][1:-1] for i in pick]
+    content_ids = {t for x in raw for t in x}
+    degenerate = max(content_ids) < FIRST_WORDPIECE
+    if degenerate:
+        words = [rng.integers(FIRST_WORDPIECE, LAST_WORDPIECE + 1, len(x)).tolist() for x in raw]
+    else:
+        words = raw
+    return raw, words, degenerate, content_ids
+
+
 def peak_rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -117,19 +138,8 @@ def main() -> None:
         print(json.dumps(long_hypothesis(args, device)))
         return
 
-    data = json.load(open(DATA))
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(data), size=min(args.n, len(data)), replace=False))
-    raw = [data[i][1:-1] for i in pick]  # strip [CLS]/[SEP]: the scorer adds the tokenizer's own
+    raw, words, degenerate, content_ids = anchor_hypotheses(args.n)
     lens = np.array([len(x) + 2 for x in raw])
-    content_ids = {t for x in raw for t in x}
-    degenerate = max(content_ids) < FIRST_WORDPIECE
-    if degenerate:
-        # The file holds only ids < 1996 ([unused]/[UNK]): the sentences' words did not survive
-        # tokenisation. Lengths are kept; the words are redrawn (same compute per hypothesis).
-        words = [rng.integers(FIRST_WORDPIECE, LAST_WORDPIECE + 1, len(x)).tolist() for x in raw]
-    else:
-        words = raw
     dup_rate = 1 - len({tuple(x) for x in raw}) / len(raw)
 
     model, tok = load(args.model, device)

@@ -1,0 +1,124 @@
+"""Student scores: every hypothesis of a set scored by a RescoreBERT student in one forward pass.
+
+    python -m rescore.bin.score_student --model DIR [--batch_tokens N] [--device cpu|cuda|auto]
+        [--dtype fp32|bf16|fp16] [--num_threads N] [--norm FLAGS] [--overwrite true|false] SETDIR OUTDIR
+
+Writes ``OUTDIR/student``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis
+of ``SETDIR/nbest/text``, in the key order of the set, higher is better (the convention of ``pll``).
+The model reads each hypothesis after ``--norm`` (rescore.textnorm flags; default none: the text as
+stored; use the normalisation the student was trained with). ``--model`` is a directory written by
+``train_student`` (``RescoreBert.save_pretrained``); a plain encoder is accepted with a warning (its
+new head scores ~0). Hypotheses longer than the encoder are truncated from the right, with a
+counted warning (see :mod:`rescore.models.student`). Then ``OUTDIR/run.yaml`` (replay command,
+resolved options, versions) and last ``OUTDIR/.done``, holding the fingerprint of
+``SETDIR/nbest/text``, the model (directory contents when local, else the hub id) and the options:
+a re-run with the same fingerprint logs ``skip``, anything changed is recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rescore.bin.common import add_overwrite, log, norm_arg, parser, run
+from rescore.exceptions import InputError
+from rescore.models.student import DEFAULT_BATCH_TOKENS
+from rescore.nbest import load_set, write_scores
+from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
+from rescore.textnorm import Normalizer
+
+MODULE = "rescore.bin.score_student"
+
+
+def get_parser():
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="student directory (train_student output)")
+    p.add_argument("--batch_tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                   help=f"padded tokens per batch (rows x length; default {DEFAULT_BATCH_TOKENS})")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:N or auto (default: cuda when available)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision")
+    p.add_argument("--num_threads", type=int, default=0, help="CPU threads (default: all available)")
+    p.add_argument("--norm", type=norm_arg, default="none",
+                   help="normalisation of the text the model reads (default none)")
+    add_overwrite(p)
+    p.add_argument("setdir")
+    p.add_argument("outdir")
+    return p
+
+
+def options(args) -> dict:
+    """The options that determine the output (the fingerprint's config part)."""
+    return {"model": args.model, "dtype": args.dtype, "batch_tokens": args.batch_tokens, "norm": args.norm}
+
+
+def body(args) -> int:
+    import torch
+
+    from rescore.models.student import RescoreBert
+    from rescore.runtime import autocast, resolve_device, set_threads
+
+    setdir, outdir = Path(args.setdir), Path(args.outdir)
+    text_path = setdir / "nbest" / "text"
+    if not text_path.is_file():
+        raise InputError(text_path, None, "missing (not a dataset directory?)")
+    if args.batch_tokens < 1:
+        raise InputError(None, None, f"--batch_tokens must be positive, got {args.batch_tokens}")
+    local_model = os.path.isdir(args.model)
+    cfg = options(args)
+    fp = fingerprint([text_path] + ([args.model] if local_model else []), cfg)
+    if is_done(outdir, fp) and not args.overwrite:
+        log.info(f"skip: {outdir} is complete and up to date")
+        return 0
+    outdir.mkdir(parents=True, exist_ok=True)
+    clear_done(outdir)
+    nbs = load_set(setdir)
+    try:
+        device = resolve_device(args.device)
+        autocast(device, args.dtype)  # fp16 on CPU is refused here, before the model loads
+    except (ValueError, RuntimeError) as e:
+        raise InputError(None, None, f"--device {args.device} --dtype {args.dtype}: {e}") from e
+    if device.type == "cpu":
+        threads = set_threads(args.num_threads or None)
+        log.info(f"CPU threads: {threads}")
+    try:
+        model = RescoreBert.from_pretrained(args.model).to(device).eval()
+    except (OSError, ValueError, ImportError, KeyError) as e:
+        raise InputError(args.model, None, f"cannot load a student from it: {e}") from e
+    c = model.encoder.config
+    log.info(f"student: {setdir} -> {outdir}: {nbs.num_utts} utterances, {nbs.num_hyps} hypotheses, model "
+             f"{args.model} ({type(model.encoder).__name__}, {c.num_hidden_layers} layers x {c.hidden_size}, "
+             f"max length {model.max_length}), device {device}, {args.dtype}")
+    norm = Normalizer.parse(args.norm)
+    texts = [norm.text(t) for t in nbs.texts] if norm.flags else list(nbs.texts)
+    scores = model.score(texts, batch_tokens=args.batch_tokens, device=device, dtype=args.dtype,
+                         progress=True)
+    if len(scores) != nbs.num_hyps:  # counts in = counts out
+        raise RuntimeError(f"scored {len(scores)} hypotheses of {nbs.num_hyps}")
+    st = model.stats
+    log.info(f"scored {st.texts} hypotheses ({st.unique} unique), {st.tokens} tokens ({st.padded_tokens} "
+             f"with padding) in {st.batches} batches, {st.seconds:.1f} s "
+             f"({st.texts / max(st.seconds, 1e-9):.1f} hyps/s)")
+    log.info(f"{st.empty} empty hypotheses (special tokens only); {st.truncated} hypotheses longer than the "
+             f"model ({model.max_length} tokens), truncated from the right")
+    write_scores(outdir / "student", nbs, scores)
+    write_run_info(outdir, args.argv, MODULE, {**cfg, "setdir": str(setdir), "device": str(device),
+                                              "num_threads": torch.get_num_threads(),
+                                              "max_length": model.max_length})
+    mark_done(outdir, fp)
+    log.info(f"wrote {outdir / 'student'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = get_parser()
+
+    def _body(args):
+        args.argv = argv
+        return body(args)
+
+    return run(_body, p, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
