@@ -26,6 +26,7 @@ setup(
         "pyyaml>=6.0",
         "rapidfuzz>=3.0",
         "tqdm>=4.60",
+        "matplotlib>=3.5",  # the dev-WER-vs-weight plot of rescoring
         # used only where it is correct (feats/wav scp); never for n-best archives (formats.md 2.5)
         "kaldiio>=2.18",
     ],
