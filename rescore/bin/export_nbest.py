@@ -3,7 +3,8 @@
     python -m rescore.bin.export_nbest --format FMT [options] SETDIR OUT
 
 Formats: kaldi-nbest (decode dir with archives.JOB/ text archives that Kaldi's
-linear-to-nbest accepts, and num_jobs), espnet (logdir/output.1/<n>best_recog/{text,score}
+linear-to-nbest accepts, and num_jobs), kaldi-lattice (decode dir with lat.JOB.gz CompactLattices
+of the n-best paths whose best path at LMWT=1/acwt is the best by score, num_jobs, words.txt), espnet (logdir/output.1/<n>best_recog/{text,score}
 plus the merged 1-best), mlm-json (mlm-scoring *.am.json; OUT is the file), trn (sclite
 hyp.trn/ref.trn of the 1-best), setdir (a normalised copy).
 """
@@ -18,10 +19,12 @@ from rescore.nbest import describe, load_set
 from rescore.textnorm import Normalizer
 
 KALDI, ESPNET, MLM, TRN = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"trn"}
+LAT = {"kaldi-lattice"}
 FORMAT_OPTIONS = {
-    "nj": (KALDI, dict(type=int, help="number of archives.JOB directories (default 1)")),
-    "words": (KALDI, dict(type=Path, help="words.txt to use (default: write OUT/words.txt)")),
-    "acwt": (KALDI, dict(type=float, help="acoustic scale of the costs (default: the set's)")),
+    "nj": (KALDI | LAT, dict(type=int, help="number of jobs: archives.JOB directories or lat.JOB.gz (default 1)")),
+    "words": (KALDI | LAT, dict(type=Path, help="words.txt to use (default: write OUT/words.txt)")),
+    "acwt": (KALDI | LAT, dict(type=float, help="acoustic scale of the costs (default: the set's)")),
+    "binary": (LAT, dict(type=str2bool, help="binary CompactLattices (default true); false: text form")),
     "score_style": (ESPNET, dict(choices=["tensor", "float"], help="'tensor(-1.2345)' or plain floats")),
     "include_ref": (MLM, dict(type=str2bool, help="write the 'ref' fields (default true)")),
     "utt2spk": (TRN, dict(type=Path, help="utt2spk file, ids written as (spk-utt)")),

@@ -2,9 +2,11 @@
 
     python -m rescore.bin.import_nbest --format FMT [options] SRC OUT_SETDIR
 
-Formats: kaldi-nbest (decode dir with archives.*/), espnet (espnet2 decode dir / logdir),
+Formats: kaldi-nbest (decode dir with archives.*/), kaldi-lattice (decode dir with lat.*.gz and
+num_jobs, or one lattice archive; N best paths at --acwt), espnet (espnet2 decode dir / logdir),
 mlm-json (awslabs mlm-scoring *.am.json), hypr (HypR JSON lines or parquet), nemo (beams TSV
-+ --manifest), setdir (re-validate and copy a dataset directory, normalising the order).
++ --manifest), slf (HTK SLF lattices: a *.lat / *.slf[.gz] file or a directory of them), setdir
+(re-validate and copy a dataset directory, normalising the order).
 
 The set is validated; per-hypothesis errors are counted and cached as the ``errors`` stream
 when references are known; ``OUT_SETDIR/.done`` marks completion with a fingerprint of the
@@ -25,17 +27,28 @@ from rescore.stats import ensure_errors
 from rescore.textnorm import Normalizer, default_metric, default_norm
 
 KALDI, ESPNET, MLM, HYPR, NEMO = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"hypr"}, {"nemo"}
+LAT = {"kaldi-lattice"}
+SLF = {"slf"}
 FORMAT_OPTIONS = {
-    "acwt": (KALDI, dict(type=float, help="acoustic scale (default 0.1, i.e. LMWT 10)")),
-    "words": (KALDI, dict(type=Path, help="words.txt to map 'words' archives when words_text is absent")),
+    "acwt": (KALDI | LAT, dict(type=float, help="acoustic scale (default 0.1, i.e. LMWT 10)")),
+    "words": (KALDI | LAT, dict(type=Path, help="words.txt mapping word ids (kaldi-nbest: when words_text is "
+                                            "absent; kaldi-lattice: default SRC/words.txt)")),
     "field": (ESPNET, dict(choices=["text", "token"], help="which file holds hypotheses (default text)")),
     "missing_score": (MLM, dict(choices=["error", "zero"], help="hypotheses without a score (default error)")),
-    "pattern": (HYPR, dict(help="glob of files to read when SRC is a directory")),
+    "pattern": (HYPR | SLF, dict(help="glob of files to read when SRC is a directory")),
     "manifest": (NEMO, dict(type=Path, help="the eval manifest (JSON lines) the beams file follows")),
     "beam_size": (NEMO, dict(type=int, help="lines per utterance (default: inferred)")),
     "score_sign": (NEMO, dict(choices=["auto", "logprob", "cost"], help="sign of the score column (default auto)")),
     "nan_is_empty": (NEMO, dict(type=str2bool, help="read the text 'nan' as an empty hypothesis (default false)")),
     "utt_id_field": (NEMO, dict(help="manifest field holding utterance ids")),
+    "nbest": (LAT | SLF, dict(type=int, help="distinct word sequences extracted per lattice "
+                                         "(default: kaldi-lattice 10, slf 100)")),
+    "lmscale": (SLF, dict(type=float, help="LM scale when a lattice header has no lmscale= (default 1.0)")),
+    "wdpenalty": (SLF, dict(type=float, help="natural-log word penalty when a header has no wdpenalty= (default 0)")),
+    "fillers": (SLF, dict(help="space-separated non-words ('*' = any chars) replacing the default "
+                               "'<sil> [NOISE] [SPEECH] SENT-START SENT-END ++*++'")),
+    "utt_id": (SLF, dict(choices=["auto", "file"], help="utterance id: UTTERANCE= header, else file name "
+                                                        "(auto, default), or always the file name")),
 }
 
 

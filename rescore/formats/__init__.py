@@ -15,14 +15,17 @@ import importlib
 #: CLI format name -> module name
 READERS = {
     "kaldi-nbest": "kaldi_nbest",
+    "kaldi-lattice": "kaldi_lattice",
     "espnet": "espnet",
     "mlm-json": "mlm_json",
     "hypr": "hypr",
     "nemo": "nemo",
+    "slf": "slf",
     "setdir": "setdir",
 }
 WRITERS = {
     "kaldi-nbest": "kaldi_nbest",
+    "kaldi-lattice": "kaldi_lattice",
     "espnet": "espnet",
     "mlm-json": "mlm_json",
     "trn": "trn",
