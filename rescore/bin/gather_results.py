@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rescore.bin.common import log, parser, run
 from rescore.exceptions import InputError
-from rescore.results import gather, write_json, write_results
+from rescore.results import gather, table_lines, write_json, write_results
 
 
 def get_parser():
@@ -52,6 +52,7 @@ def body(args) -> int:
     if missing:
         log.warning(f"rows without a number: {', '.join(missing)}")
     log.info(f"wrote {len(rows)} rows for {len({r.set for r in rows})} set(s) to {args.results_md}")
+    print("\n".join(table_lines(rows)))  # the recipe's last words: the results table
     return 0
 
 

@@ -10,7 +10,7 @@ from rescore.results import BEGIN
 from tests.test_results import summary
 
 
-def test_main_writes_table_and_json(tmp_path: Path):
+def test_main_writes_table_and_json(tmp_path: Path, capsys):
     for label, rate in (("pll", 15.0), ("md", 16.0)):
         summary(tmp_path / label, "test", label, rate)
     md, js = tmp_path / "RESULTS.md", tmp_path / "results.json"
@@ -18,6 +18,7 @@ def test_main_writes_table_and_json(tmp_path: Path):
                                 "--set", "test", "--json", str(js), str(md)]) == 0
     text = md.read_text()
     assert BEGIN in text and "| test | teacher PLL | WER | 15.00 | -25.0% |" in text
+    assert "| test | teacher PLL | WER | 15.00 | -25.0% |" in capsys.readouterr().out  # printed too
     rows = json.loads(js.read_text())
     assert [r["label"] for r in rows] == ["first_pass", "oracle", "pll", "md"]
     assert [r["rate"] for r in rows] == [20.0, 5.0, 15.0, 16.0]
