@@ -60,6 +60,30 @@ def format_options(args: argparse.Namespace, table: dict[str, tuple[set[str], di
     return opts
 
 
+def begin_set_step(setdir, outdir, model: str, config: dict, overwrite: bool) -> str | None:
+    """Start a step that scores every hypothesis of SETDIR with MODEL into OUTDIR.
+
+    Checks the set exists, fingerprints ``nbest/text``, the model (directory contents when local)
+    and ``config``; returns None when OUTDIR is complete and up to date (logged ``skip``), else
+    clears the old ``.done`` and returns the fingerprint to mark when the step has finished.
+    """
+    import os
+    from pathlib import Path
+
+    from rescore.stage import clear_done, fingerprint, is_done
+
+    text_path = Path(setdir) / "nbest" / "text"
+    if not text_path.is_file():
+        raise InputError(text_path, None, "missing (not a dataset directory?)")
+    fp = fingerprint([text_path] + ([model] if os.path.isdir(model) else []), config)
+    if is_done(outdir, fp) and not overwrite:
+        log.info(f"skip: {outdir} is complete and up to date")
+        return None
+    Path(outdir).mkdir(parents=True, exist_ok=True)
+    clear_done(outdir)
+    return fp
+
+
 def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser,
         argv: list[str] | None) -> int:
     """Parse ``argv``, set up logging, run ``body``; bad input -> message and exit code 1."""

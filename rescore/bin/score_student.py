@@ -17,14 +17,13 @@ a re-run with the same fingerprint logs ``skip``, anything changed is recomputed
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, log, norm_arg, parser, run
+from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run
 from rescore.exceptions import InputError
 from rescore.models.student import DEFAULT_BATCH_TOKENS
 from rescore.nbest import load_set, write_scores
-from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
+from rescore.stage import mark_done, write_run_info
 from rescore.textnorm import Normalizer
 
 MODULE = "rescore.bin.score_student"
@@ -59,19 +58,12 @@ def body(args) -> int:
     from rescore.runtime import autocast, resolve_device, set_threads
 
     setdir, outdir = Path(args.setdir), Path(args.outdir)
-    text_path = setdir / "nbest" / "text"
-    if not text_path.is_file():
-        raise InputError(text_path, None, "missing (not a dataset directory?)")
     if args.batch_tokens < 1:
         raise InputError(None, None, f"--batch_tokens must be positive, got {args.batch_tokens}")
-    local_model = os.path.isdir(args.model)
     cfg = options(args)
-    fp = fingerprint([text_path] + ([args.model] if local_model else []), cfg)
-    if is_done(outdir, fp) and not args.overwrite:
-        log.info(f"skip: {outdir} is complete and up to date")
+    fp = begin_set_step(setdir, outdir, args.model, cfg, args.overwrite)
+    if fp is None:
         return 0
-    outdir.mkdir(parents=True, exist_ok=True)
-    clear_done(outdir)
     nbs = load_set(setdir)
     try:
         device = resolve_device(args.device)
