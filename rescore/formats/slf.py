@@ -38,7 +38,9 @@ comment line. A line whose first field is ``I=`` defines a node (``W=`` word, ``
 any other line is header (``VERSION=``, ``UTTERANCE=``, ``base=``, ``lmscale=``, ``wdpenalty=``,
 ``acscale=``, ``prscale=``, ``start=``, ``end=``, ``N=``/``NODES=``, ``L=``/``LINKS=``). Long field names
 (``WORD=``, ``START=``, ``acoustic=``, ``language=`` ...) are accepted. Values may be quoted with
-``"`` or ``'``; a backslash escapes the next character, and ``\\ooo`` (three octal digits) is a
+``"`` or ``'`` (a value that opens a quote and does not close it before white space, such as
+pocketsphinx's unescaped ``W='em``, is read as it stands, quote included); a backslash escapes
+the next character, and ``\\ooo`` (three octal digits) is a
 byte, as HTK writes non-ASCII words; words are then decoded as UTF-8. Words may sit on nodes, on
 links, or both: the words of a path are, in order, the start node's word, then for each link its
 own word and the word of the node it enters (HTK's convention that a node's word ends there).
@@ -358,24 +360,30 @@ def split_fields(line: bytes, path: str, lineno: int) -> list[tuple[str, bytes]]
         except UnicodeDecodeError:
             raise InputError(path, lineno, "non-ASCII field name") from None
         i = j + 1
-        value = bytearray()
-        if i < n and line[i] in b"\"'":
-            quote = line[i]
-            i += 1
-            while True:
-                if i >= n:
-                    raise InputError(path, lineno, f"unterminated quoted value of {name}=")
-                c = line[i]
-                if c == quote:
-                    i += 1
-                    break
-                i = _char(line, i, value, path, lineno)
-            if i < n and line[i] not in _WS:
-                raise InputError(path, lineno, f"no white space after the quoted value of {name}=")
+        quoted = _quoted(line, i, path, lineno) if i < n and line[i] in b"\"'" else None
+        if quoted is not None:
+            value, i = quoted
         else:
+            value = bytearray()
             while i < n and line[i] not in _WS:
                 i = _char(line, i, value, path, lineno)
         out.append((name, bytes(value)))
+
+
+def _quoted(line: bytes, i: int, path: str, lineno: int) -> tuple[bytearray, int] | None:
+    """The quoted value starting at ``i`` and the position after it; None when it is not one.
+
+    A value that opens a quote but does not close it before white space or the end of the line
+    is a word that starts with a quote character (pocketsphinx writes ``W='em`` unescaped): the
+    caller reads it unquoted, quote included.
+    """
+    quote, n, value = line[i], len(line), bytearray()
+    i += 1
+    while i < n:
+        if line[i] == quote:
+            return (value, i + 1) if i + 1 >= n or line[i + 1] in _WS else None
+        i = _char(line, i, value, path, lineno)
+    return None
 
 
 def _char(line: bytes, i: int, out: bytearray, path: str, lineno: int) -> int:
