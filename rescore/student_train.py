@@ -122,6 +122,7 @@ class StudentTrainConfig:
     lambda_md: float = 0.0
     mwed_temperature: Literal["mad", "fixed"] = "mad"
     mwed_temperature_value: float = 1.0
+    calibrate: bool = True
     head_hidden: int = 256
     head_activation: Literal["tanh", "gelu", "relu"] = "tanh"
     dropout: float = 0.1
@@ -462,6 +463,7 @@ class _Trainer:
         self.student = load_student(cfg).to(device)
         self.discriminative = cfg.objective in ("mwer", "mwed")
         self._build_items(train, md_extra)
+        self._calibrate()
         n_items = len(self.items) if not self.discriminative else len(self.utt_hyps)
         self.micro = cfg.batch_utts if self.discriminative else cfg.batch_hyps
         n_batches = math.ceil(n_items / self.micro)
@@ -508,6 +510,17 @@ class _Trainer:
         self.first = _shift_per_utt(train.offsets, train.first_pass)[kept]
         self.errors = train.errors[kept]
         self.md_ok = np.isfinite(pll)
+
+    def _calibrate(self) -> None:
+        """A new student's output scale: the mean and spread of the teacher PLL it trains on.
+
+        Deterministic (the same data give the same numbers), so a resumed run sets the same values.
+        """
+        if not self.cfg.calibrate or getattr(self.student, "calibrated", True):
+            return
+        shift, scale = self.student.calibrate(self.pll)
+        log.info("student output calibrated on %d teacher scores: score = %.4g + %.4g * head",
+                 int(np.isfinite(self.pll).sum()), shift, scale)
 
     # ---- model, optimiser, DDP
     def setup(self, beta: float) -> None:

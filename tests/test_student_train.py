@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from rescore.config import ConfigError, load_config
-from rescore.nbest import load_set
+from rescore.nbest import load_set, read_scores
 from rescore.student_train import StudentTrainConfig, epoch_order, train_student, validate
 from rescore.tuning import rescored_errors
 from rescore.wer import hyp_errors
@@ -162,6 +162,27 @@ def test_md_then_mwer_and_mwed_beat_the_first_pass_on_heldout(task):
         assert wer < 0.5 * fp_md, (obj, wer, fp_md)
     # The errors the teacher cannot see are learned from the n-best errors only.
     assert results["mwer"] < results["md"] and results["mwed"] < results["md"]
+
+
+def test_calibrated_output_learns_with_a_fine_tuning_learning_rate(tmp_path, task):
+    """The mini_en finding: with a fine-tuning lr, an uncalibrated head stays near 0, far from PLLs."""
+    from rescore.models import RescoreBert
+
+    runs = {}
+    for calibrate in (True, False):
+        cfg = _cfg(init=task["enc"], objective="md", epochs=3, lr=1e-4, batch_hyps=16, calibrate=calibrate)
+        runs[calibrate] = _train(task, tmp_path / str(calibrate), cfg)
+    pll = read_scores(task["train"][1] / "pll", load_set(task["train"][0]))
+    # calibrated: the init student predicts the train mean, so its loss starts near the variance
+    assert runs[True]["epochs"][0]["dev_md_loss"] < 0.5 * runs[False]["epochs"][0]["dev_md_loss"]
+    assert runs[True]["epochs"][-1]["dev_md_loss"] < 0.5 * runs[False]["epochs"][-1]["dev_md_loss"]
+    saved = RescoreBert.from_pretrained(tmp_path / "True" / "model")
+    assert saved.output == {"shift": pytest.approx(pll.mean()), "scale": pytest.approx(pll.std())}
+    assert not RescoreBert.from_pretrained(tmp_path / "False" / "model").calibrated
+    # a trained student keeps its scale when training goes on (MWER from MD)
+    s = _train(task, tmp_path / "mwer", _cfg(init=str(tmp_path / "True" / "model"), objective="mwer",
+                                             max_steps=1, batch_utts=8))
+    assert s is not None and RescoreBert.from_pretrained(tmp_path / "mwer" / "model").output == saved.output
 
 
 # ------------------------------------------------------------------------------------------ resume

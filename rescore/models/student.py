@@ -11,6 +11,14 @@ for RoBERTa) and ``head`` is ``Linear(d, head_hidden) -> activation -> dropout -
 bias, so an untrained student scores ~0. The encoder's pooler, if it has one, is removed: it is
 never used, and unused parameters would trouble DistributedDataParallel.
 
+Output scale. The score is ``shift + scale * head(h_0)`` with two fixed numbers (not trained),
+1 and 0 for a new student. Distillation sets them once to the mean and standard deviation of the
+teacher scores it trains on (:meth:`RescoreBert.calibrate`): PLLs are sums of log-probabilities
+(about -45 +- 15 for a 10-word sentence), far from the ~0 of a new head, and a head that must
+first travel that far with a fine-tuning learning rate learns nothing else in a short run. With
+the scale set, the head starts at the teacher's mean and learns the variation around it; the
+score, the loss and the interpolation weights stay in the teacher's units.
+
 Tokenisation is the teacher's (as :func:`rescore.pll.encode`): the tokenizer's own special tokens
 around the text, a leading space for byte-level BPE tokenizers; an empty text is the special
 tokens only. Token type ids are the encoder's default (zeros), as for any single sequence.
@@ -136,7 +144,7 @@ class RescoreBert(nn.Module):
     """A hypothesis scorer: ``head(encoder(text)[first token])``, one scalar per text (higher is better)."""
 
     def __init__(self, encoder: nn.Module, tokenizer, head_hidden: int = 256, head_activation: str = "tanh",
-                 head_dropout: float = 0.1):
+                 head_dropout: float = 0.1, output: dict | None = None):
         super().__init__()
         self.encoder = _drop_pooler(encoder)
         self.tokenizer = tokenizer
@@ -145,6 +153,11 @@ class RescoreBert(nn.Module):
         self.head_config = {"hidden": int(head_hidden), "activation": head_activation,
                             "dropout": float(head_dropout)}
         self.head = build_head(d, int(head_hidden), head_activation, float(head_dropout), init_std)
+        # score = shift + scale * head(h_0): fixed numbers, in the config (None: not calibrated yet)
+        self.output = None if output is None else {"shift": float(output["shift"]), "scale": float(output["scale"])}
+        shift, scale = (0.0, 1.0) if self.output is None else (self.output["shift"], self.output["scale"])
+        self.register_buffer("out_shift", torch.tensor(shift, dtype=torch.float32), persistent=False)
+        self.register_buffer("out_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
         from rescore.pll import _special_layout, _wants_leading_space, model_max_length
 
         self.prefix, self.suffix = _special_layout(tokenizer)
@@ -194,7 +207,7 @@ class RescoreBert(nn.Module):
         encoder = AutoModel.from_config(AutoConfig.for_model(enc_type, **enc_cfg), dtype=torch.float32)
         head = cfg.get("head", {})
         model = cls(encoder, load_tokenizer(str(path)), head.get("hidden", 256),
-                    head.get("activation", "tanh"), head.get("dropout", 0.1))
+                    head.get("activation", "tanh"), head.get("dropout", 0.1), cfg.get("output"))
         missing, unexpected = load_model(model, str(path / WEIGHTS_NAME), strict=True)
         if missing or unexpected:  # strict=True raises; kept for safety
             raise ValueError(f"{path / WEIGHTS_NAME}: missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -212,9 +225,32 @@ class RescoreBert(nn.Module):
         tmp.replace(directory / WEIGHTS_NAME)
         cfg = {"model_type": MODEL_TYPE, "architecture": "RescoreBert", "encoder": self.encoder.config.to_dict(),
                "head": self.head_config, "max_length": self.max_length}
+        if self.output is not None:
+            cfg["output"] = self.output
         tmp = directory / f".{CONFIG_NAME}.tmp"
         tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         tmp.replace(directory / CONFIG_NAME)  # written last: a directory with it is complete
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the output scale was set (by :meth:`calibrate`, or saved with the student)."""
+        return self.output is not None
+
+    def calibrate(self, targets: np.ndarray) -> tuple[float, float]:
+        """Set ``shift``/``scale`` to the mean and standard deviation of the finite ``targets``.
+
+        A constant target set gets scale 1. Returns ``(shift, scale)``.
+        """
+        t = np.asarray(targets, dtype=np.float64)
+        t = t[np.isfinite(t)]
+        if not len(t):
+            raise ValueError("no finite target to calibrate the student's output on")
+        shift, std = float(t.mean()), float(t.std())
+        scale = std if std > 0 else 1.0
+        self.output = {"shift": shift, "scale": scale}
+        self.out_shift.fill_(shift)
+        self.out_scale.fill_(scale)
+        return shift, scale
 
     # -- scoring
 
@@ -223,7 +259,7 @@ class RescoreBert(nn.Module):
         """(B,) scores: the head on the first token's final hidden state."""
         kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)[0]
-        return self.head(hidden[:, 0]).squeeze(-1)
+        return self.out_shift + self.out_scale * self.head(hidden[:, 0]).squeeze(-1)
 
     def encode(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
         """A padded batch ``{"input_ids", "attention_mask"}`` (right padding) for :meth:`forward`."""

@@ -236,3 +236,23 @@ def test_training_mode_gradients_and_mode_restored(student):
 def test_bf16_autocast_is_close(student):
     got = student.score(TEXTS, dtype="bf16")
     np.testing.assert_allclose(got, student.score(TEXTS), atol=0.1)
+
+
+def test_calibrate_sets_the_output_scale_and_is_saved(tok, tmp_path):
+    model = visible(RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=8))
+    assert not model.calibrated
+    raw = model.score(TEXTS)
+    targets = np.array([-40.0, -50.0, np.nan, -45.0, -np.inf])  # non-finite targets are left out
+    shift, scale = model.calibrate(targets)
+    assert shift == pytest.approx(-45.0) and scale == pytest.approx(np.std([-40.0, -50.0, -45.0]))
+    assert model.calibrated
+    np.testing.assert_allclose(model.score(TEXTS), shift + scale * raw, rtol=1e-5, atol=1e-4)
+    model.save_pretrained(tmp_path / "s")
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert cfg["output"] == {"shift": shift, "scale": scale}
+    loaded = RescoreBert.from_pretrained(tmp_path / "s")
+    assert loaded.calibrated and loaded.output == model.output
+    np.testing.assert_array_equal(loaded.score(TEXTS), model.score(TEXTS))
+    assert model.calibrate(np.array([3.0, 3.0])) == (3.0, 1.0)  # constant targets: scale 1
+    with pytest.raises(ValueError, match="no finite target"):
+        model.calibrate(np.array([np.nan]))
