@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data preparation of mini_en: the committed n-best sets -> $data/<set> dataset directories.
 #
-#   local/data.sh [--regenerate true|false] [--data DIR] [--nj 2] [--seed 7]
+#   local/data.sh [--regenerate true|false] [--data DIR] [--nj 2] [--seed 7] [--src DIR] [--limit N]
 #
 # The committed data (made by --regenerate true; see local/README.md) lives in data/local/:
 #   data/local/nbest/{train,dev,test}/   canonical sets: text, nbest/{text,score,meta.yaml},
@@ -17,7 +17,9 @@
 # data/local is rebuilt first: sentences (local/generate_text.py), flite synthesis, sox
 # perturbation and pocketsphinx decoding (local/synth_decode.py); flite and sox are installed with
 # apt-get when missing (as root), pocketsphinx with pip. The same seed and tool versions give the
-# same files.
+# same files. --src DIR reads (and regenerates into) DIR instead of data/local; --limit N
+# regenerates only the first N utterances of each set (a quick check that the committed data
+# comes back: CI compares them with data/local).
 set -euo pipefail
 recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 root=$(cd "$recipe/../.." && pwd)
@@ -28,13 +30,18 @@ regenerate=false   # true: rebuild data/local from scratch (needs flite, sox, po
 data=data          # output: dataset directories $data/<set>, texts in $data/local/text
 nj=2               # decoding processes (--regenerate true)
 seed=7             # seed of the sentences and of the perturbations (--regenerate true)
-help_message="usage: $0 [--regenerate true|false] [--data DIR] [--nj N] [--seed N]"
+src=               # where the committed data lives (default: the recipe's data/local)
+limit=0            # > 0: regenerate only the first N utterances of each set (--regenerate true)
+help_message="usage: $0 [--regenerate true|false] [--data DIR] [--nj N] [--seed N] [--src DIR] [--limit N]"
 . "$root/utils/parse_options.sh"
 . "$root/utils/log.sh"
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
-src=$recipe/data/local
+src=${src:-$recipe/data/local}
 sets="train dev test"
+[[ $limit =~ ^[0-9]+$ ]] || die "--limit must be a non-negative integer, got '$limit'"
+limit_opt=()
+[ "$limit" -eq 0 ] || limit_opt=(--limit "$limit")
 
 install_tools() {
   local missing=()
@@ -60,7 +67,7 @@ if [ "$regenerate" = true ]; then
   rm -rf "$src/text" "$src/nbest" "$src/lat"
   "$python" "$recipe/local/generate_text.py" --seed "$seed" --dict "$dict" "$src/text"
   for s in $sets; do
-    "$python" "$recipe/local/synth_decode.py" --name "$s" --seed "$seed" --nj "$nj" \
+    "$python" "$recipe/local/synth_decode.py" --name "$s" --seed "$seed" --nj "$nj" "${limit_opt[@]}" \
       --lat_dir "$src/lat/$s" "$src/text/$s.txt" "$src/nbest/$s"
   done
   log "regenerated $src in $(( $(date +%s) - start )) s"

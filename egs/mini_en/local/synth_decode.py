@@ -21,10 +21,15 @@ white) and an SNR in [``--snr_min``, ``--snr_max``] dB. The pipeline is
    (``<s> </s> <sil> [NOISE] [SPEECH]``, ``++x++``) are dropped, the first ``--nbest`` distinct
    word strings are kept, each with the best score of its copies, and they are ranked by that
    score (pocketsphinx's A* order is not monotonic in its own scores: about 15% of the lists had
-   a better-scored hypothesis below the first). The score is
-   ``logmath.log_to_ln(logmath.log(h.score))``: a natural-log first-pass score, higher is better,
-   on pocketsphinx's internally shifted scale (treat the scale as unknown: weight tuning absorbs
-   it). An utterance without any hypothesis gets one empty hypothesis scored 0.0 (logged).
+   a better-scored hypothesis below the first). The score is the path score in natural log at
+   the language-model weight 1, ``ln_path / bestpathlw``, the convention of Kaldi n-best scores
+   (``-(graph_cost + acwt * ac_cost)``: the LM at weight 1, the acoustics scaled down):
+   ``ln_path = logmath.log_to_ln(logmath.log(h.score)) * 2 ** SENSCR_SHIFT``. pocketsphinx keeps
+   path scores right-shifted by ``SENSCR_SHIFT = 10`` bits (its own lattice writer shifts them
+   back), and the n-best A* search weights the LM by ``bestpathlw`` (9.5 for en-us). Without the
+   shift the scores were 1024 times too small, and MWER/MWED, whose softmax reads the first-pass
+   scores as they are, saw nearly uniform posteriors. An utterance without any hypothesis gets
+   one empty hypothesis scored 0.0 (logged).
 5. with ``--lat_dir``, ``decoder.get_lattice().write_htk()``, pruned to the links with posterior
    ``p >= --lat_prune`` on a complete path (:func:`prune_slf`; pocketsphinx keeps every explored
    link, tens of kB per utterance), gzipped (mtime 0) as ``DIR/<utt>.lat.gz``.
@@ -129,14 +134,17 @@ _decoder = None
 _tmp: Path | None = None
 _nbest = 20
 _lat_prune: float | None = None  # None: no lattices
+_lm_weight = 1.0  # the decoder's bestpathlw: the LM weight of its n-best scores
+SENSCR_SHIFT = 10  # pocketsphinx's right shift of acoustic and path scores (hmm.h)
 
 
 def _init(nbest: int, lat_prune: float | None) -> None:
     """Worker start: one decoder and one scratch directory per process."""
-    global _decoder, _tmp, _nbest, _lat_prune
+    global _decoder, _tmp, _nbest, _lat_prune, _lm_weight
     from pocketsphinx import Decoder
 
     _decoder = Decoder(samprate=RATE, logfn="/dev/null")
+    _lm_weight = float(_decoder.config["bestpathlw"])
     _tmp = Path(tempfile.mkdtemp(prefix="synth_decode."))
     _nbest, _lat_prune = nbest, lat_prune
 
@@ -234,7 +242,9 @@ def decode_job(job: Job) -> Result:
             text = " ".join(w for w in h.hypstr.split() if not FILLER.match(w))
             if text not in best and (len(best) >= _nbest or k >= 50 * _nbest):
                 break
-            score = float(logmath.log_to_ln(logmath.log(h.score))) if h.score > 0 else float("-inf")
+            # log_to_ln is linear (and takes a 32-bit int): shift after converting
+            score = logmath.log_to_ln(logmath.log(h.score)) * (1 << SENSCR_SHIFT) / _lm_weight if h.score > 0 \
+                else float("-inf")
             best[text] = max(score, best.get(text, float("-inf")))
     hyps = sorted(best.items(), key=lambda ts: -ts[1])  # stable: ties keep the search order
     lattice = None
@@ -272,8 +282,8 @@ def build_set(jobs: list[Job], results: list[Result], name: str, nbest: int, see
     meta = {
         "source": {"format": "pocketsphinx", "path": f"egs/mini_en/local/synth_decode.py ({name})",
                    "options": {"nbest": nbest, "seed": seed, "order": "score", "voices": list(VOICES), "noises": list(NOISES)}},
-        "streams": {"score": {"better": "higher", "description": "pocketsphinx n-best score, natural log "
-                              "(log_to_ln(logmath.log(score))); internally shifted scale"}},
+        "streams": {"score": {"better": "higher", "description": "pocketsphinx n-best path score, natural log, "
+                              "divided by its LM weight bestpathlw (the LM at weight 1)"}},
         "language": "en",
     }
     return b.build(refs=refs, meta=meta)
