@@ -73,6 +73,24 @@ def clear_done(outdir: str | Path) -> None:
         p.unlink()
 
 
+def check_done(outdir: str | Path, inputs: Iterable[str | Path], config: dict, overwrite: bool = False) -> str | None:
+    """A step's start: the fingerprint of ``inputs`` and ``config``, or None when ``outdir`` is
+    complete and up to date with it (logged ``skip``; ``overwrite`` never skips)."""
+    fp = fingerprint(inputs, config)
+    if is_done(outdir, fp) and not overwrite:
+        from rescore.log import get_logger
+
+        get_logger(__name__).info(f"skip: {outdir} is complete and up to date (--overwrite true to redo)")
+        return None
+    return fp
+
+
+def reopen(outdir: str | Path) -> None:
+    """Create ``outdir`` and remove its ``.done``: from here on it is incomplete until :func:`mark_done`."""
+    Path(outdir).mkdir(parents=True, exist_ok=True)
+    clear_done(outdir)
+
+
 def git_commit() -> str | None:
     """The commit of the checkout this package runs from (None when not in git)."""
     here = Path(__file__).resolve().parent

@@ -70,17 +70,14 @@ def begin_set_step(setdir, outdir, model: str, config: dict, overwrite: bool) ->
     import os
     from pathlib import Path
 
-    from rescore.stage import clear_done, fingerprint, is_done
+    from rescore.stage import check_done, reopen
 
     text_path = Path(setdir) / "nbest" / "text"
     if not text_path.is_file():
         raise InputError(text_path, None, "missing (not a dataset directory?)")
-    fp = fingerprint([text_path] + ([model] if os.path.isdir(model) else []), config)
-    if is_done(outdir, fp) and not overwrite:
-        log.info(f"skip: {outdir} is complete and up to date")
-        return None
-    Path(outdir).mkdir(parents=True, exist_ok=True)
-    clear_done(outdir)
+    fp = check_done(outdir, [text_path] + ([model] if os.path.isdir(model) else []), config, overwrite)
+    if fp is not None:
+        reopen(outdir)
     return fp
 
 

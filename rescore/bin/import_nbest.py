@@ -22,7 +22,7 @@ from rescore import formats
 from rescore.archive import read_text_dict
 from rescore.bin.common import add_format_options, add_overwrite, format_options, log, norm_arg, parser, run, str2bool
 from rescore.nbest import describe, save_set
-from rescore.stage import clear_done, fingerprint, is_done, mark_done, run_record
+from rescore.stage import check_done, clear_done, mark_done, run_record
 from rescore.stats import ensure_errors
 from rescore.textnorm import Normalizer, default_metric, default_norm
 
@@ -73,9 +73,8 @@ def body(args) -> int:
     norm = Normalizer.parse(args.norm if args.norm is not None else default_norm(args.lang))
     config = {"format": args.format, "options": opts, "lang": args.lang, "metric": metric, "norm": str(norm)}
     inputs = [args.src] + [args.text] * bool(args.text) + [v for v in opts.values() if isinstance(v, Path)]
-    fp = fingerprint(inputs, config)
-    if not args.overwrite and is_done(out, fp):
-        log.info(f"skip: {out} is complete and up to date (--overwrite true to redo)")
+    fp = check_done(out, inputs, config, args.overwrite)
+    if fp is None:
         return 0
     if Path(args.src).resolve() == out.resolve():
         raise SystemExit("import_nbest: SRC and OUT_SETDIR must differ")

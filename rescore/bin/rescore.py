@@ -51,7 +51,7 @@ from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, norm_arg, parser, run
 from rescore.rescoring import RescoreOptions, execute, parse_stream_spec, prepare
-from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
+from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.rescore"
 
@@ -79,13 +79,11 @@ def body(args) -> int:
                           out=args.out, cer=args.cer, tune=args.tune, weights=args.weights, norm=args.norm,
                           bootstrap=args.bootstrap, seed=args.seed)
     cfg = opts.config()
-    fp = fingerprint(opts.input_paths(), cfg)
-    if is_done(opts.out, fp) and not args.overwrite:
-        log.info(f"skip: {opts.out} is complete and up to date")
+    fp = check_done(opts.out, opts.input_paths(), cfg, args.overwrite)
+    if fp is None:
         return 0
     job = prepare(opts)  # every input error is raised here, before anything is written
-    opts.out.mkdir(parents=True, exist_ok=True)
-    clear_done(opts.out)
+    reopen(opts.out)
     summaries = execute(job)
     write_run_info(opts.out, args.argv, MODULE, {**cfg, "tuned": list(job.components),
                                                  "sets": {k: v["role"] for k, v in summaries.items()}})

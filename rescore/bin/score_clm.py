@@ -27,7 +27,7 @@ from rescore.bin.common import add_overwrite, log, parser, run
 from rescore.clm import DEFAULT_BATCH_TOKENS, load_scorer
 from rescore.nbest import describe, load_set, write_scores
 from rescore.runtime import resolve_device, set_threads
-from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
+from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.score_clm"
 
@@ -59,12 +59,10 @@ def body(args, argv: list[str] | None) -> int:
     options = {"model": args.model, "batch_tokens": args.batch_tokens, "device": args.device, "dtype": args.dtype,
                "norm": args.norm, "prefix_space": args.prefix_space, "window_stride": args.window_stride}
     inputs = [text] + ([args.model] if Path(args.model).exists() else [])
-    fp = fingerprint(inputs, options)
-    if not args.overwrite and is_done(out, fp):
-        log.info(f"skip: {out} is complete and up to date (--overwrite true to redo)")
+    fp = check_done(out, inputs, options, args.overwrite)
+    if fp is None:
         return 0
-    clear_done(out)
-    out.mkdir(parents=True, exist_ok=True)
+    reopen(out)
     nbs = load_set(args.setdir, streams=[])
     log.info(f"read {describe(nbs)} from {args.setdir}")
     device = resolve_device(args.device)

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, log, parser, run, str2bool
+from rescore.bin.common import add_overwrite, parser, run, str2bool
 from rescore.clm_train import TrainClmConfig, fresh_start, train_lstm_lm
 from rescore.config import ConfigError, load_config, save_config
-from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
+from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.train_clm"
 
@@ -50,12 +50,10 @@ def body(args, argv: list[str] | None) -> int:
     out = Path(args.out)
     inputs = [args.text] + ([args.dev_text] if args.dev_text else [])
     config = {**asdict(cfg), "dev_text": bool(args.dev_text)}
-    fp = fingerprint(inputs, config)
-    if not args.overwrite and is_done(out, fp):
-        log.info(f"skip: {out} is complete and up to date (--overwrite true to redo)")
+    fp = check_done(out, inputs, config, args.overwrite)
+    if fp is None:
         return 0
-    clear_done(out)
-    out.mkdir(parents=True, exist_ok=True)
+    reopen(out)
     if args.overwrite or not args.resume:
         fresh_start(out)
     save_config(cfg, out / "config.yaml")

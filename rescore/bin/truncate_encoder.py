@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, log, parser, run
+from rescore.bin.common import add_overwrite, parser, run
 from rescore.exceptions import InputError
-from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
+from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.truncate_encoder"
 
@@ -36,14 +36,12 @@ def body(args) -> int:
     outdir = Path(args.outdir)
     local = os.path.isdir(args.src)
     cfg = {"src": args.src, "num_layers": args.num_layers}
-    fp = fingerprint([args.src] if local else [], cfg)
-    if is_done(outdir, fp) and not args.overwrite:
-        log.info(f"skip: {outdir} is complete and up to date")
+    fp = check_done(outdir, [args.src] if local else [], cfg, args.overwrite)
+    if fp is None:
         return 0
     if local and Path(args.src).resolve() == outdir.resolve():
         raise InputError(outdir, None, "OUTDIR must differ from SRC")
-    outdir.mkdir(parents=True, exist_ok=True)
-    clear_done(outdir)
+    reopen(outdir)
     try:
         res = truncate_encoder(args.src, outdir, args.num_layers)
     except ValueError as e:
