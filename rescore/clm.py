@@ -60,6 +60,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -73,6 +74,7 @@ from torch import nn
 from tqdm import tqdm
 
 from rescore.archive import atomic_open
+from rescore.config import ConfigError
 from rescore.log import get_logger
 from rescore.runtime import autocast
 from rescore.textnorm import Normalizer
@@ -95,6 +97,21 @@ _PROBE_WORD = "hello"
 # --------------------------------------------------------------------------------------------
 
 
+_REQUIRED_CHARS = re.compile(r"smaller than required_chars\. \d+ vs (\d+)")
+
+
+def _spm_train(sentences: Sequence[str], vocab_size: int, model_type: str) -> bytes:
+    import sentencepiece as spm
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size, model_type=model_type,
+        unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, hard_vocab_limit=False,
+        character_coverage=1.0, input_sentence_size=0, shuffle_input_sentence=False,
+        num_threads=1, minloglevel=2)
+    return buf.getvalue()
+
+
 class SpmUnits:
     """A sentencepiece model (ids: ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, ``<pad>`` 3)."""
 
@@ -111,18 +128,35 @@ class SpmUnits:
 
     @classmethod
     def train(cls, sentences: Sequence[str], vocab_size: int, model_type: str) -> SpmUnits:
-        """Train on all ``sentences`` in order (deterministic); ``vocab_size`` is an upper bound."""
-        import sentencepiece as spm
+        """Train on all ``sentences`` in order (deterministic); ``vocab_size`` is an upper bound.
 
+        Every character of the training text is a unit (``character_coverage=1.0``, so no
+        training character is ever ``<unk>``): ``unigram`` and ``bpe`` models therefore need at
+        least one unit per distinct character (after sentencepiece's NFKC), plus ``▁`` and the 4
+        specials. A smaller ``vocab_size`` is a hard minimum violated, not a preference: it is
+        raised to that minimum with a warning naming the config key (as sentencepiece already
+        treats ``vocab_size`` as an upper bound on small corpora). ``char`` models keep the
+        ``vocab_size`` most frequent units (the other characters map to ``<unk>``).
+        """
         if model_type not in SPM_UNITS:
             raise ValueError(f"sentencepiece unit must be one of {SPM_UNITS}, got {model_type!r}")
-        buf = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size, model_type=model_type,
-            unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, hard_vocab_limit=False,
-            character_coverage=1.0, input_sentence_size=0, shuffle_input_sentence=False,
-            num_threads=1, minloglevel=2)
-        return cls(buf.getvalue())
+        try:
+            return cls(_spm_train(sentences, vocab_size, model_type))
+        except RuntimeError as e:
+            if "required_chars" not in str(e):
+                raise
+            m = _REQUIRED_CHARS.search(str(e))
+            needed = int(m.group(1)) if m else 0
+            if needed <= vocab_size:  # not the message we know: say what to change, without the spm option
+                raise ConfigError(f"config key 'vocab_size' ({vocab_size}) is smaller than the number of distinct "
+                                 f"characters of the training text (+ 5 sentencepiece units); raise it "
+                                 f"(sentencepiece: {e})") from None
+        n_chars = len({c for t in sentences for c in t if not c.isspace()})
+        log.warning(f"config key 'vocab_size' = {vocab_size} is below the {needed} units a {model_type} "
+                    f"sentencepiece model needs to cover every character of the training text (about {n_chars} "
+                    f"distinct characters + '▁' + <unk> <s> </s> <pad>): training with vocab_size {needed}; "
+                    f"set vocab_size >= {needed} (or unit=word) to silence this")
+        return cls(_spm_train(sentences, needed, model_type))
 
     @property
     def vocab_size(self) -> int:

@@ -245,7 +245,10 @@ def _prepare_units(cfg: TrainClmConfig, train: list[str], out: Path) -> SpmUnits
         units = load_units(udir, cfg.unit)
         log.info(f"reusing {units.vocab_size} {cfg.unit} units from {udir}")
         return units
-    units = train_units(train, cfg.unit, cfg.vocab_size)
+    try:
+        units = train_units(train, cfg.unit, cfg.vocab_size)
+    except ConfigError as e:  # a clean CLI message, not a traceback
+        raise InputError(None, None, str(e)) from None
     udir.mkdir(parents=True, exist_ok=True)
     units.save(udir)
     log.info(f"trained {units.vocab_size} {cfg.unit} units (vocab_size {cfg.vocab_size}) -> {udir}")

@@ -17,9 +17,12 @@ sentence per line, and writes into ``out``:
 * ``.done`` (last): fingerprint of corpus, held-out text, init model and config; a re-run with the
   same fingerprint is skipped unless ``overwrite``.
 
-Corpus: UTF-8, one sentence per line, runs of ASCII whitespace collapsed. Blank (or whitespace-only)
-lines are SKIPPED and counted: the count and the first line numbers are logged and recorded in
-``summary.json`` (corpora often separate paragraphs with blank lines). CRLF line ends and invalid
+Corpus: UTF-8, one sentence per line, runs of ASCII whitespace collapsed, then normalised with the
+``norm`` flags (:mod:`rescore.textnorm`, default ``none``; e.g. ``csj,bracket`` for Kaldi CSJ text:
+give the teacher the text it will score, i.e. ``score_pll --norm`` and the students' ``norm``),
+for the training and the held-out text alike. Blank (or whitespace-only) lines, and lines that
+normalisation empties, are SKIPPED and counted: the counts and the first line numbers are logged
+and recorded in ``summary.json`` (corpora often separate paragraphs with blank lines). CRLF line ends and invalid
 UTF-8 are errors naming the file and line. Sentences longer than ``max_length`` tokens are
 truncated, counted and logged.
 
@@ -68,6 +71,7 @@ from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
+from rescore.textnorm import Normalizer
 from rescore.training import Checkpointer, JsonlLog, build_optimizer, seed_everything
 
 log = get_logger(__name__)
@@ -94,6 +98,7 @@ class MlmTrainConfig:
     mask_prob: float = 0.15
     whole_word_mask: bool = False
     max_length: int = 128
+    norm: str = "none"
     seed: int = 0
     device: str = "auto"
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -133,6 +138,10 @@ def validate(cfg: MlmTrainConfig) -> None:
     for key, ok, msg in checks:
         if not ok:
             raise ConfigError(f"config key {key!r} {msg}, got {getattr(cfg, key)!r}")
+    try:
+        Normalizer.parse(cfg.norm)
+    except ValueError as e:
+        raise ConfigError(f"config key 'norm': {e}") from None
 
 
 # ----------------------------------------------------------------------------------------- corpus
@@ -140,16 +149,21 @@ def validate(cfg: MlmTrainConfig) -> None:
 
 @dataclass
 class Corpus:
-    """Sentences of a text file with their 1-based line numbers, and the blank lines skipped."""
+    """Sentences of a text file with their 1-based line numbers, the blank lines skipped, and the lines
+    skipped because normalisation left nothing of them."""
 
     sentences: list[str]
     lines: list[int]
     blank: list[int]
+    emptied: list[int] = dataclasses.field(default_factory=list)
 
 
-def read_corpus(path: str | Path) -> Corpus:
-    """One sentence per line (UTF-8; ``.gz`` read transparently); blank lines skipped and counted."""
-    sentences, lines, blank = [], [], []
+def read_corpus(path: str | Path, norm: str = "none") -> Corpus:
+    """One sentence per line (UTF-8; ``.gz`` read transparently), normalised with ``norm``
+    (:mod:`rescore.textnorm` flags); blank lines, and lines that normalisation empties, are skipped
+    and counted."""
+    normalizer = Normalizer.parse(norm)
+    sentences, lines, blank, emptied = [], [], [], []
     n_lines = 0
     for lineno, raw in iter_lines(path, allow_empty=True):
         n_lines = lineno
@@ -157,17 +171,26 @@ def read_corpus(path: str | Path) -> Corpus:
         if not words:
             blank.append(lineno)
             continue
-        sentences.append(decode(b" ".join(words), path, lineno))
+        text = decode(b" ".join(words), path, lineno)
+        if normalizer.flags:
+            text = normalizer.text(text)
+            if not text:
+                emptied.append(lineno)
+                continue
+        sentences.append(text)
         lines.append(lineno)
-    if len(sentences) + len(blank) != n_lines:
-        raise AssertionError(f"{path}: {n_lines} lines read but {len(sentences)} + {len(blank)} accounted for")
-    if blank:
-        shown = ", ".join(map(str, blank[:10])) + (" ..." if len(blank) > 10 else "")
-        log.warning("%s: skipped %d blank line(s) (line %s)", path, len(blank), shown)
+    if len(sentences) + len(blank) + len(emptied) != n_lines:
+        raise AssertionError(f"{path}: {n_lines} lines read but {len(sentences)} + {len(blank)} + {len(emptied)} "
+                             "accounted for")
+    for what, skipped in (("blank line(s)", blank), (f"line(s) empty after normalisation '{normalizer}'", emptied)):
+        if skipped:
+            shown = ", ".join(map(str, skipped[:10])) + (" ..." if len(skipped) > 10 else "")
+            log.warning("%s: skipped %d %s (line %s)", path, len(skipped), what, shown)
     if not sentences:
-        raise InputError(path, None, "no sentences (the file is empty or every line is blank)")
-    log.info("%s: %d sentences", path, len(sentences))
-    return Corpus(sentences, lines, blank)
+        raise InputError(path, None, "no sentences (the file is empty or every line is blank"
+                         + (f" or empty after normalisation '{normalizer}')" if normalizer.flags else ")"))
+    log.info("%s: %d sentences (normalisation: %s)", path, len(sentences), normalizer)
+    return Corpus(sentences, lines, blank, emptied)
 
 
 def split_dev(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -588,11 +611,12 @@ def train_mlm(init: str, text: str | Path, out: str | Path, cfg: MlmTrainConfig,
     clear_done(out)
     set_threads(cfg.num_threads or None)
 
-    corpus = read_corpus(text)
+    corpus = read_corpus(text, cfg.norm)
+    dev_emptied = 0
     if dev_text:
-        dev_corpus = read_corpus(dev_text)
+        dev_corpus = read_corpus(dev_text, cfg.norm)
         train_texts, dev_all = corpus.sentences, dev_corpus.sentences
-        dev_blank = len(dev_corpus.blank)
+        dev_blank, dev_emptied = len(dev_corpus.blank), len(dev_corpus.emptied)
     else:
         tr, dv = split_dev(len(corpus.sentences), cfg.dev_fraction, cfg.seed)
         train_texts = [corpus.sentences[i] for i in tr]
@@ -629,7 +653,8 @@ def train_mlm(init: str, text: str | Path, out: str | Path, cfg: MlmTrainConfig,
     summary = {
         "init": init, "final_step": trainer.step, "steps_per_epoch": trainer.steps_per_epoch,
         "schedule_steps": trainer.schedule, "train_sentences": len(train_texts),
-        "blank_lines_skipped": len(corpus.blank) + dev_blank, "truncated_sentences": trainer.truncated,
+        "blank_lines_skipped": len(corpus.blank) + dev_blank, "norm": str(Normalizer.parse(cfg.norm)),
+        "lines_emptied_by_norm": len(corpus.emptied) + dev_emptied, "truncated_sentences": trainer.truncated,
         "dev_sentences": len(dev_all), "dev_sentences_scored": len(dev_texts),
         "epochs": history,
         "best_epoch": best["epoch"] if best else None, "best_step": best["step"] if best else None,

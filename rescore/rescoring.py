@@ -2,13 +2,20 @@
 
 The combination (higher is better)::
 
-    total = first_pass + sum_k beta_k * stream_k + wip * num_words
+    total = first_pass + sum_k beta_k * stream_k + wip * num_units
 
 ``first_pass`` is the set's ``score``, or, for sets whose n-best holds Kaldi's ``ac_cost`` and
 ``graph_cost`` when an acoustic scale ``acwt`` is in play, ``-(graph_cost + acwt * ac_cost)``.
-``wip > 0`` is a bonus per word and ``wip < 0`` a penalty: the OPPOSITE sign of Kaldi's
-word-insertion penalty (with ``acwt`` in play, Kaldi's ``WIP = -wip`` and ``LMWT = 1/acwt``
-exactly). ``num_words`` counts the hypothesis tokens as stored.
+``num_units`` counts the hypothesis's scoring units, exactly as errors are counted for the set
+(:func:`count_units`: the set's recorded normalisation and metric, or ``--norm``/``--cer``):
+words after normalisation for WER sets (``csj``/``bracket`` drop ``<sp>``, ``<unk>``, ``+POS``
+tags...), characters (whitespace removed) for CER sets, so the bonus means the same on ESPnet
+CSJ text (no spaces) and on Kaldi CSJ text (``<sp>`` tokens). ``wip > 0`` is a bonus per unit
+and ``wip < 0`` a penalty: the OPPOSITE sign of Kaldi's word-insertion penalty. Where the units
+are the words as stored (a WER set whose normalisation drops no token, e.g. ``none``), Kaldi's
+``WIP = -wip`` and, with ``acwt`` in play, ``LMWT = 1/acwt`` exactly; otherwise Kaldi's
+``lattice-add-penalty`` (per lattice word, ``<sp>`` and noise words included) is only the
+analogue.
 
 Weights (the :class:`Weights` record; YAML schema of ``weights.yaml`` in :func:`save_weights`)
 are tuned on the dev set only, with :func:`rescore.tuning.tune_weights` (log-spaced magnitudes of
@@ -22,7 +29,7 @@ The acoustic scale is tuned through the invariance of the argmax to a positive s
 total: dividing by ``acwt`` gives ``-ac_cost + LMWT * (-graph_cost + fixed) + tuned / acwt``, so
 ``LMWT = 1/acwt`` is an ordinary weight (on a log-spaced grid like any other) and the stream
 weights found are divided by it. The first-pass row of such sets is the first pass alone at the
-acoustic scale (and word bonus, when ``wip`` is tuned) tuned on dev, i.e. what a Kaldi user
+acoustic scale (and unit bonus, when ``wip`` is tuned) tuned on dev, i.e. what a Kaldi user
 reports after the LMWT (and WIP) sweep of ``local/score.sh``, except that Kaldi's ``best_wer``
 picks the grid point on the test set itself, which can only give a lower number.
 
@@ -30,7 +37,7 @@ Missing values: a stream file must hold every key (else :class:`InvalidSetError`
 line, before any work). Non-finite stream values (``BadNumber``, ``Infinity``) are allowed: a
 stream that is non-finite for every hypothesis of an utterance carries no information there and
 contributes nothing; an utterance for which that holds for every stream keeps its first-pass
-order (its total is its first-pass score, without word bonus) and is reported, never dropped. A
+order (its total is its first-pass score, without unit bonus) and is reported, never dropped. A
 hypothesis with a non-finite value in a stream that is finite elsewhere in its utterance gets the
 total ``-Infinity``: it is ranked last, counted and reported, never dropped.
 
@@ -68,9 +75,10 @@ RESERVED_LABELS = frozenset({"score", "rank", "first_pass", "errors", "text", "m
 WEIGHT_KEYS = ("streams", "wip", "acwt")
 INFO_KEYS = ("system", "tuned", "dev", "metric", "normalization", "dev_errors", "dev_rate", "first_pass",
              "kaldi_wip", "lmwt", "formula", "note")
-FORMULA = "total = first_pass + sum_k streams[k] * stream_k + wip * num_words (higher is better)"
-WIP_NOTE = ("wip > 0 is a bonus per word, wip < 0 a penalty: the opposite sign of Kaldi's word-insertion "
-            "penalty (Kaldi WIP = -wip)")
+FORMULA = "total = first_pass + sum_k streams[k] * stream_k + wip * num_units (higher is better)"
+WIP_NOTE = ("num_units = the scoring units of the set's metric after its normalisation (words for WER, characters "
+            "for CER); wip > 0 is a bonus per unit, wip < 0 a penalty: the opposite sign of Kaldi's "
+            "word-insertion penalty (Kaldi WIP = -wip)")
 ACWT_NOTE = "first_pass = score, or -(graph_cost + acwt * ac_cost) when acwt is set (Kaldi LMWT = 1/acwt)"
 _LMWT = "<lmwt>"
 
@@ -120,7 +128,7 @@ def parse_tune(spec: str, *, kaldi: bool) -> tuple[str, ...]:
 
 @dataclass
 class Weights:
-    """beta per stream label, the word bonus, and the acoustic scale (None: the set's ``score``)."""
+    """beta per stream label, the unit bonus, and the acoustic scale (None: the set's ``score``)."""
 
     streams: dict[str, float]
     wip: float = 0.0
@@ -201,12 +209,40 @@ def save_weights(path: str | Path, weights: Weights, info: dict) -> None:
 
 
 def count_words(nbs: NbestSet) -> np.ndarray:
-    """Tokens of every hypothesis (vectorised over the packed text column)."""
-    buf = np.frombuffer(nbs.texts.buf, dtype=np.uint8)
-    spaces = np.zeros(len(buf) + 1, dtype=np.int64)
-    np.cumsum(buf == 32, out=spaces[1:])
+    """Tokens of every hypothesis as stored (vectorised over the packed text column)."""
+    spaces = np.flatnonzero(np.frombuffer(nbs.texts.buf, dtype=np.uint8) == 32)
     o = nbs.texts.offsets
-    return spaces[o[1:]] - spaces[o[:-1]] + (o[1:] > o[:-1])
+    return np.searchsorted(spaces, o[1:]) - np.searchsorted(spaces, o[:-1]) + (o[1:] > o[:-1])
+
+
+def count_units(nbs: NbestSet, norm: Normalizer | None = None, metric: str = "wer") -> np.ndarray:
+    """Scoring units of every hypothesis: ``len(norm.units(text, metric))``, as errors are counted.
+
+    Words after normalisation for ``wer`` (``csj``/``bracket`` drop ``<sp>``, ``<unk>``, ...),
+    characters (whitespace removed, surviving bracketed tokens one each) for ``cer``. Normalisation
+    maps each space-separated token on its own, so the count is a sum over tokens: each distinct
+    token is normalised once, the sums are vectorised.
+    """
+    norm = norm or Normalizer()
+    if metric not in ("wer", "cer"):
+        raise ValueError(f"unknown metric {metric!r} (wer or cer)")
+    if metric == "wer" and not norm.flags:
+        return count_words(nbs)
+    texts = nbs.texts
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    o = texts.offsets
+    # one space between rows too, so that a split gives every row's tokens in order (an empty row
+    # gives one empty token): row i holds (its spaces + 1) tokens
+    joined = b" ".join(texts.buf[s:e] for s, e in zip(o[:-1].tolist(), o[1:].tolist(), strict=True))
+    tokens = joined.split(b" ")
+    counts = {t: len(norm.units([t.decode("utf-8")], metric)) for t in set(tokens)}
+    per_token = np.fromiter(map(counts.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    tokens_per_row = count_words(nbs) + (o[1:] == o[:-1])
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(tokens_per_row[:-1], out=starts[1:])
+    return np.add.reduceat(per_token, starts)
 
 
 @dataclass
@@ -222,7 +258,7 @@ class Design:
     score: np.ndarray
     ac: np.ndarray | None
     graph: np.ndarray | None
-    words: np.ndarray
+    units: np.ndarray  # scoring units per hypothesis (count_units), the direction of wip
     streams: dict[str, np.ndarray] = field(default_factory=dict)
     info: np.ndarray | None = None  # per utterance
     dead: np.ndarray | None = None  # per hypothesis
@@ -243,9 +279,9 @@ class Design:
         return np.diff(self.offsets)
 
     @property
-    def words_eff(self) -> np.ndarray:
-        """Words where the word bonus applies (not in utterances without stream information)."""
-        return self.words * np.repeat(self.info, self.counts)
+    def units_eff(self) -> np.ndarray:
+        """Units where the unit bonus applies (not in utterances without stream information)."""
+        return self.units * np.repeat(self.info, self.counts)
 
     def first_pass(self, acwt: float | None) -> np.ndarray:
         """The first-pass score at ``acwt`` (``score`` when None); non-finite -> -inf."""
@@ -257,13 +293,13 @@ class Design:
         return np.where(np.isfinite(fp), fp, -np.inf)
 
     def rest(self, w: Weights, skip: str | None = None) -> np.ndarray:
-        """``sum_k beta_k * stream_k + wip * words`` (leaving out component ``skip``)."""
+        """``sum_k beta_k * stream_k + wip * units`` (leaving out component ``skip``)."""
         out = np.zeros(len(self.score))
         for k, v in self.streams.items():
             if k != skip and w.streams.get(k, 0.0):
                 out += w.streams[k] * v
         if skip != "wip" and w.wip:
-            out += w.wip * self.words_eff
+            out += w.wip * self.units_eff
         return out
 
     def total(self, w: Weights) -> np.ndarray:
@@ -280,15 +316,23 @@ class Design:
         def cut(a):
             return None if a is None else a[hyp_mask]
 
-        return Design(offsets, self.score[hyp_mask], cut(self.ac), cut(self.graph), self.words[hyp_mask],
+        return Design(offsets, self.score[hyp_mask], cut(self.ac), cut(self.graph), self.units[hyp_mask],
                       {k: v[hyp_mask] for k, v in self.streams.items()}, self.info[utt_mask], self.dead[hyp_mask])
 
     def without_streams(self) -> Design:
-        return Design(self.offsets, self.score, self.ac, self.graph, self.words)
+        return Design(self.offsets, self.score, self.ac, self.graph, self.units)
 
 
-def build_design(nbs: NbestSet, raw: dict[str, np.ndarray]) -> Design:
-    """The design of ``nbs`` with the raw stream values ``raw`` (label -> values in set order)."""
+def build_design(nbs: NbestSet, raw: dict[str, np.ndarray], norm: Normalizer | None = None,
+                 metric: str | None = None) -> Design:
+    """The design of ``nbs`` with the raw stream values ``raw`` (label -> values in set order).
+
+    The units of the word bonus are counted with ``norm`` and ``metric``, by default the set's own
+    (:func:`rescore.stats.scoring_setup`: meta.yaml).
+    """
+    if norm is None or metric is None:
+        set_norm, set_metric = scoring_setup(nbs)
+        norm, metric = norm or set_norm, metric or set_metric
     offsets = np.asarray(nbs.offsets, dtype=np.int64)
     counts = np.diff(offsets)
     info = np.zeros(len(counts), dtype=bool) if raw else None
@@ -303,7 +347,7 @@ def build_design(nbs: NbestSet, raw: dict[str, np.ndarray]) -> Design:
     s = nbs.streams
     ac, graph = s.get("ac_cost"), s.get("graph_cost")
     return Design(offsets, s["score"], ac if graph is not None else None, graph if ac is not None else None,
-                  count_words(nbs).astype(np.float64), clean, info, dead)
+                  count_units(nbs, norm, metric).astype(np.float64), clean, info, dead)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +367,7 @@ def tune(design: Design, errors: np.ndarray, components: tuple[str, ...], start:
                     0.0 if "wip" in components else start.wip, start.acwt)
     fixed_part = design.rest(fixed)
     dirs = {k: design.streams[k] for k in tuned_streams}
-    num_words = design.words_eff if "wip" in components else None
+    num_words = design.units_eff if "wip" in components else None
     if "acwt" in components:
         bad = design.dead | ~np.isfinite(design.ac) | ~np.isfinite(design.graph)
         base = np.where(bad, -np.inf, -design.ac)
@@ -351,7 +395,7 @@ def dev_profiles(design: Design, errors: np.ndarray, w: Weights) -> dict[str, tu
     fp = design.first_pass(w.acwt)
     ref_scale = spread(design.offsets, fp) or 1.0
     directions = {k: design.streams[k] for k in w.streams}
-    directions["wip"] = design.words_eff
+    directions["wip"] = design.units_eff
     for name, d in directions.items():
         v = w.wip if name == "wip" else w.streams[name]
         scale = abs(v) or ref_scale / (spread(design.offsets, d) or 1.0)
@@ -386,7 +430,7 @@ def plot_profile(path: Path, name: str, values: np.ndarray, rates: np.ndarray, c
     else:
         nonzero = np.abs(values[values != 0])
         ax.set_xscale("symlog", linthresh=float(nonzero.min()) if len(nonzero) else 1.0)
-        ax.set_xlabel("wip (word bonus; Kaldi WIP = -wip)" if name == "wip" else f"weight of {name}")
+        ax.set_xlabel("wip (bonus per scoring unit; Kaldi WIP = -wip)" if name == "wip" else f"weight of {name}")
     ax.set_ylabel(f"dev {metric.upper()} (%)")
     ax.set_title(f"{dev}: {metric.upper()} against {name}, other weights fixed")
     ax.legend()
@@ -546,7 +590,7 @@ def _load(name: str, d: Path, role: str, opts: RescoreOptions) -> SetData:
         if not p.is_file():
             raise InputError(p, None, f"missing archive of stream {s.label} for set {name}")
         raw[s.label] = read_scores(p, nbs)
-    return SetData(name, d, role, nbs, build_design(nbs, raw), raw, norm, metric)
+    return SetData(name, d, role, nbs, build_design(nbs, raw, norm, metric), raw, norm, metric)
 
 
 def prepare(opts: RescoreOptions) -> Job:
@@ -566,7 +610,8 @@ def prepare(opts: RescoreOptions) -> Job:
                                              "graph_cost streams (use acwt: null)")
     for sd in sets:
         log.info(f"{sd.role} set {sd.name}: {sd.nbs.num_utts} utterances, {sd.nbs.num_hyps} hypotheses, "
-                 f"metric {sd.metric}, normalisation {sd.norm}, streams {', '.join(labels)}")
+                 f"metric {sd.metric}, normalisation {sd.norm} (wip per {'character' if sd.metric == 'cer' else 'word'}), "
+                 f"streams {', '.join(labels)}")
     return Job(opts, sets, labels, components, start, kaldi)
 
 
@@ -711,7 +756,7 @@ def execute(job: Job) -> dict:
     tune_design = dev.design.subset(has_ref)
     tune_err = dev_err[np.repeat(has_ref, dev.design.counts)]
     ref_units = sum(len(dev.norm.units(dev.nbs.refs[u], dev.metric)) for u in dev.nbs.utt_ids if u in dev.nbs.refs)
-    # first pass alone: the acoustic scale (and word bonus) a Kaldi user would tune, else the set's score
+    # first pass alone: the acoustic scale (and unit bonus) a Kaldi user would tune, else the set's score
     base_w = Weights({})
     if "acwt" in job.components:
         base_w, _ = tune(tune_design.without_streams(), tune_err,

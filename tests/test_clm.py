@@ -25,7 +25,9 @@ from rescore.clm import (
     make_rows,
     plan_batches,
     save_lstm,
+    train_units,
 )
+from rescore.config import ConfigError
 
 CORPUS = [
     "the cat sat on the mat", "a dog ran in the park", "hello world", "the dog sat on a mat",
@@ -151,6 +153,44 @@ def test_word_units_unknown_and_specials():
     units = WordUnits.build(["b a a", "c a b", "d"], vocab_size=6)
     assert units.words == ["<unk>", "<s>", "</s>", "<pad>", "a", "b"]
     assert units.encode(["a c <s> b", ""]) == [[4, 0, 0, 5], []]
+
+
+JA = ["本日 は 音声 認識 の 講演 を 致し ます", "この 機会 に 皆様 に お 話し し たい と 思い ます"] * 5
+
+
+@pytest.mark.parametrize("unit", ["unigram", "bpe"])
+def test_sentencepiece_vocab_size_below_the_characters_is_raised_with_a_warning(unit, caplog):
+    # 27 distinct characters + '▁' + 4 specials = 32 units at least (character_coverage = 1.0)
+    units = train_units(JA, unit, 20)
+    assert units.vocab_size == 32
+    assert "config key 'vocab_size' = 20 is below the 32 units" in caplog.text
+    assert "vocab_size >= 32" in caplog.text and "character_coverage" not in caplog.text
+    assert all(0 not in ids for ids in units.encode(JA[:2]))  # every training character is a unit
+    caplog.clear()
+    assert train_units(JA, unit, 32).vocab_size == 32 and "vocab_size" not in caplog.text
+    # the same model as asked for directly (deterministic training)
+    assert train_units(JA, unit, 20).proto == train_units(JA, unit, 32).proto
+
+
+def test_sentencepiece_char_units_keep_the_most_frequent(caplog):
+    units = train_units(JA, "char", 20)
+    assert units.vocab_size == 20 and "vocab_size" not in caplog.text
+    assert any(0 in ids for ids in units.encode(JA[:2]))  # rarer characters are <unk>
+
+
+def test_unknown_sentencepiece_vocabulary_error_names_the_config_key(monkeypatch):
+    import rescore.clm as clm
+
+    def fail(*args):
+        raise RuntimeError("Vocabulary size is smaller than required_chars (another wording)")
+
+    monkeypatch.setattr(clm, "_spm_train", fail)
+    with pytest.raises(ConfigError, match="config key 'vocab_size' \\(20\\)") as e:
+        train_units(JA, "unigram", 20)
+    assert isinstance(e.value, ValueError)
+    monkeypatch.setattr(clm, "_spm_train", lambda *a: (_ for _ in ()).throw(RuntimeError("other problem")))
+    with pytest.raises(RuntimeError, match="other problem"):
+        train_units(JA, "unigram", 20)
 
 
 def test_tied_projection_save_load_roundtrip_with_sentencepiece(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rescore.config import load_config
+from rescore.config import ConfigError, load_config
 from rescore.exceptions import InputError
 from rescore.mlm_train import (
     Example,
@@ -22,6 +22,7 @@ from rescore.mlm_train import (
     read_corpus,
     split_dev,
     train_mlm,
+    validate,
 )
 from rescore.models.hf import load_mlm
 from tests.conftest import write
@@ -80,6 +81,26 @@ def test_read_corpus_skips_blank_lines_with_count(tmp_path, caplog):
         c = read_corpus(p)
     assert c.sentences == ["the cat", "the dog sat"] and c.lines == [1, 4] and c.blank == [2, 3]
     assert "skipped 2 blank line(s) (line 2, 3)" in caplog.text
+
+
+def test_read_corpus_applies_the_normalisation(tmp_path, caplog):
+    p = write(tmp_path / "csj.txt", "本日+名詞 <sp> は+助詞\n<sp> <unk>\n\nえー+感動詞 講演+名詞 <sp>\n")
+    assert read_corpus(p).sentences[0] == "本日+名詞 <sp> は+助詞"  # default none: as written
+    with caplog.at_level(logging.WARNING, logger="rescore"):
+        c = read_corpus(p, "csj,bracket")
+    assert c.sentences == ["本日 は", "えー 講演"] and c.lines == [1, 4] and c.blank == [3] and c.emptied == [2]
+    assert "skipped 1 line(s) empty after normalisation 'csj,bracket' (line 2)" in caplog.text
+    assert read_corpus(p, "csj,bracket,fillers").sentences == ["本日 は", "講演"]
+    with pytest.raises(InputError, match="empty after normalisation 'csj,bracket'"):
+        read_corpus(write(tmp_path / "sp.txt", "<sp>\n<unk> <sp>\n"), "csj,bracket")
+    with pytest.raises(ValueError, match="unknown normalisation flag 'nope'"):
+        read_corpus(p, "nope")
+
+
+def test_norm_config_key_is_validated():
+    validate(MlmTrainConfig(norm="lower,punct"))
+    with pytest.raises(ConfigError, match="config key 'norm': unknown normalisation flag 'lowercase'"):
+        validate(MlmTrainConfig(norm="lowercase"))
 
 
 def test_read_corpus_errors_name_file_and_line(tmp_path):

@@ -1,18 +1,20 @@
-"""rescore.rescoring: combination rules, missing values, weights files, per_utt lines, bootstrap, speed."""
+"""rescore.rescoring: combination rules, missing values, weights files, per_utt lines, bootstrap, large sets."""
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from rescore.exceptions import InputError
+from rescore.nbest import TextColumn
 from rescore.rescoring import (
     Design,
     Weights,
     bootstrap_ci,
     build_design,
+    count_units,
     count_words,
     load_weights,
     parse_stream_spec,
@@ -21,6 +23,7 @@ from rescore.rescoring import (
     save_weights,
     tune,
 )
+from rescore.textnorm import FLAGS, Normalizer
 from tests.conftest import make_set
 
 
@@ -93,6 +96,56 @@ def test_count_words_matches_num_tokens():
     assert count_words(nbs).tolist() == nbs.texts.num_tokens().tolist() == [3, 0, 1, 2]
 
 
+def test_count_units_cer_set_counts_characters():
+    # ESPnet CSJ text: no spaces, so one token per hypothesis; the units of a CER set are characters
+    nbs = make_set({"u": [("本日は講演を致します", 0.0), ("本日は", 0.0), ("", 0.0)], "v": [("あ い う", 0.0)]})
+    assert count_words(nbs).tolist() == [1, 1, 0, 3]
+    assert count_units(nbs, Normalizer.parse("csj,bracket"), "cer").tolist() == [10, 3, 0, 3]
+    assert count_units(nbs, Normalizer(), "cer").tolist() == [10, 3, 0, 3]
+
+
+def test_count_units_kaldi_csj_set_skips_sp_and_tags():
+    # Kaldi CSJ text: morphemes with +POS tags, <sp> pauses, <unk>; csj,bracket drops <sp> and <unk>
+    text = "本日+名詞 は+助詞 <sp> 音声+名詞 認識+名詞 <unk> を+助詞 <sp>"
+    nbs = make_set({"u": [(text, 0.0), ("<sp>", 0.0)], "v": [("えー+感動詞 <sp> はい+感動詞", 0.0)]})
+    norm = Normalizer.parse("csj,bracket")
+    assert count_units(nbs, norm, "wer").tolist() == [5, 0, 2]
+    assert count_units(nbs, norm, "cer").tolist() == [len("本日は音声認識を"), 0, len("えーはい")]
+    # without normalisation every stored token counts, <sp> included (the old behaviour)
+    assert count_units(nbs, Normalizer(), "wer").tolist() == count_words(nbs).tolist() == [8, 1, 3]
+    # the design follows the set's recorded scoring setup (meta.yaml)
+    nbs.meta.update({"language": "ja", "metric": "wer", "normalization": "csj,bracket"})
+    assert build_design(nbs, {}).units.tolist() == [5, 0, 2]
+    nbs.meta["metric"] = "cer"
+    assert build_design(nbs, {}).units.tolist() == [8, 0, 4]
+    assert build_design(nbs, {}, Normalizer(), "wer").units.tolist() == [8, 1, 3]
+    with pytest.raises(ValueError, match="metric"):
+        count_units(nbs, norm, "ser")
+
+
+def test_count_units_equals_the_units_errors_are_counted_over():
+    rng = np.random.default_rng(0)
+    vocab = ["The", "cat's", "uh", "<unk>", "[noise]", "!SIL", "<sp>", "えー", "本日+名詞", "ｶﾀｶﾅ", "a+b",
+             "well,", "“quoted”", "x\u3000y", "-", "Ünï"]
+    texts = ["", *(" ".join(rng.choice(vocab, size=rng.integers(1, 9))) for _ in range(300))]
+    nbs = make_set({f"u{i}": [(t, 0.0) for t in texts[i::10]] for i in range(10)})
+    stored = list(nbs.texts)
+    for k in range(len(FLAGS) + 1):
+        norm = Normalizer(FLAGS[:k]) if k < len(FLAGS) else Normalizer(("csj", "bracket"))
+        for metric in ("wer", "cer"):
+            assert count_units(nbs, norm, metric).tolist() == [len(norm.units(t, metric)) for t in stored]
+
+
+def test_count_units_on_a_large_set():
+    # only the text column is used: 50k Kaldi-CSJ-like hypotheses of 15 tokens (speed: bench, not here)
+    words = np.array([f"w{i}+名詞" for i in range(2000)] + ["<sp>"] * 200)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(words, size=(50_000, 15))
+    nbs = SimpleNamespace(texts=TextColumn.from_strings(" ".join(r) for r in rows.tolist()))
+    units = count_units(nbs, Normalizer.parse("csj,bracket"), "cer")
+    assert units[:3].tolist() == [sum(len(w) - 3 for w in r if w != "<sp>") for r in rows[:3].tolist()]
+
+
 def test_missing_stream_values_keep_first_pass_order_or_rank_last():
     nbs = make_set({"u": [("a", -1.0), ("b", -2.0), ("c c", -3.0)], "v": [("a", -1.0), ("b", -2.0)],
                     "w": [("a", -1.0), ("b b", -2.0)]})
@@ -134,11 +187,9 @@ def test_tune_acwt_beats_the_imported_scale_and_stays_positive():
     assert (w3.streams["lm"], w3.wip) == (0.25, 0.5) and w3.acwt > 0
 
 
-def test_tuning_3000_utterances_of_100_hypotheses_takes_seconds():
+def test_tuning_3000_utterances_of_100_hypotheses():
     rng = np.random.default_rng(1)
     d, errors = synthetic_design(rng, 3000, n=100)
     d.streams["noise"] = rng.normal(size=len(errors))
-    t = time.perf_counter()
     w, _ = tune(d, errors, ("streams", "wip", "acwt"), Weights({"lm": 1.0, "noise": 1.0}))
-    assert time.perf_counter() - t < 60  # about 5 s on 2 cores
     assert w.streams["lm"] > 0

@@ -1,26 +1,45 @@
 """Statistics of a dataset directory: sizes, first-pass and oracle error rates.
 
-    python -m rescore.bin.nbest_stats [--json] [--cer] [--mode present|all] [--norm FLAGS] SETDIR
+    python -m rescore.bin.nbest_stats [--json] [--metric wer|cer|wer,cer] [--cer] [--mode present|all]
+        [--norm FLAGS] SETDIR
 
 First pass = the best hypothesis by ``score``; oracle = the hypothesis with the fewest errors.
-Errors are counted with the set's normalisation (meta.yaml, or ``--norm``) and cached as the
-``errors`` stream for the set's own metric. ``--json`` prints one JSON object with keys
-``utts, hyps, first_pass_wer, oracle_wer`` (percentages), plus ``first_pass_cer, oracle_cer``
-with ``--cer``.
+Errors are counted with the set's normalisation and metric as recorded at import (meta.yaml:
+``normalization``, ``metric``; CER for Japanese and Chinese sets, WER otherwise), or ``--norm``
+and ``--metric``; ``--cer`` adds CER to the metrics reported. The errors of the set's own metric
+are cached as its ``errors`` stream. ``--json`` prints one JSON object with keys ``utts, hyps``
+and ``first_pass_<metric>, oracle_<metric>`` (percentages) for each metric reported, e.g.
+``first_pass_cer`` for a CSJ set.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from rescore.bin.common import log, norm_arg, parser, run
 from rescore.nbest import load_set
 from rescore.stats import ensure_errors, scoring_setup, set_stats
 
+METRICS = ("wer", "cer")
+
+
+def metric_arg(value: str) -> list[str]:
+    """A ``--metric`` value: ``wer``, ``cer`` or both, comma-separated, in the order given."""
+    out = []
+    for m in (x.strip().lower() for x in value.split(",")):
+        if m not in METRICS:
+            raise argparse.ArgumentTypeError(f"unknown metric {m!r}: expected wer, cer or wer,cer")
+        if m not in out:
+            out.append(m)
+    return out
+
 
 def get_parser():
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--metric", type=metric_arg,
+                   help="wer, cer or wer,cer (default: the set's metric recorded in meta.yaml)")
     p.add_argument("--cer", action="store_true", help="also report character error rates")
     p.add_argument("--mode", choices=["present", "all"], default="present",
                    help="references without hypotheses: skipped (present, default) or scored as deletions (all)")
@@ -32,7 +51,9 @@ def get_parser():
 def body(args) -> int:
     nbs = load_set(args.setdir)
     norm, set_metric = scoring_setup(nbs, args.norm)
-    metrics = ["wer"] + ["cer"] * args.cer
+    metrics = list(args.metric or [set_metric])
+    if args.cer and "cer" not in metrics:
+        metrics.append("cer")
     errors = {}
     if nbs.refs is not None:
         cache_dir = args.setdir if args.norm is None else None
@@ -44,7 +65,7 @@ def body(args) -> int:
         print(json.dumps(st.as_json(), ensure_ascii=False))
         return 0
     print(f"{args.setdir}: {st.utts} utterances, {st.hyps} hypotheses, mean N {st.mean_n:.2f}, "
-          f"max N {st.max_n}, {st.empty_hyps} empty (normalisation: {norm})")
+          f"max N {st.max_n}, {st.empty_hyps} empty (normalisation: {norm}, set metric: {set_metric})")
     for metric in st.first_pass:
         label = metric.upper()
         for name, res in (("first pass", st.first_pass[metric]), ("oracle", st.oracle[metric])):

@@ -8,9 +8,12 @@ PATH is a per-hypothesis archive (``<utt>-<k> <float>``, higher is better) in wh
 stands for each set's directory name, e.g. ``--stream pll=exp/teacher/{set}/pll``; LABEL names the
 stream in every output. The dev set is rescored and scored too.
 
-    total = first_pass + sum_k beta_k * stream_k + wip * num_words     (higher is better)
+    total = first_pass + sum_k beta_k * stream_k + wip * num_units     (higher is better)
 
-``wip > 0`` is a bonus per word: the OPPOSITE sign of Kaldi's word-insertion penalty. For sets
+``num_units`` counts the units errors are counted over, with each set's normalisation and metric:
+words after normalisation for WER sets (``csj,bracket`` drops ``<sp>``, ``<unk>``, ``+POS`` tags),
+characters for CER sets. ``wip > 0`` is a bonus per unit: the OPPOSITE sign of Kaldi's
+word-insertion penalty. For sets
 with Kaldi ``ac_cost`` and ``graph_cost`` streams the first pass is ``-(graph_cost + acwt *
 ac_cost)`` with the acoustic scale tuned on dev too (Kaldi's LMWT = 1/acwt), so the first-pass row
 matches what Kaldi users report after their LMWT/WIP sweep. ``--tune WHAT``: ``all`` (default:

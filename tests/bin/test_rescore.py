@@ -115,6 +115,35 @@ def test_weights_file_is_applied_without_tuning(sets, tmp_path):
     assert yaml.safe_load((out2 / "weights.yaml").read_text())["streams"] == {"lm": 2.0}
 
 
+def test_word_bonus_counts_the_scoring_units_of_each_set(tmp_path):
+    """Kaldi CSJ text (+POS tags, <sp>) scored by CER after csj,bracket, as recorded in meta.yaml: the
+    bonus counts characters, never <sp>; ESPnet CSJ text (no spaces) gets the same counts."""
+    kaldi = {"a": [("本日+名詞 <sp> は+助詞", -1.0), ("本日+名詞 <sp> <sp> <sp> は+助詞 が+助詞", -1.0)],
+             "b": [("音声+名詞 <sp>", -1.0), ("音声+名詞 認識+名詞", -1.0)]}
+    espnet = {u: [(t.replace(" <sp>", "").replace(" ", "").replace("+名詞", "").replace("+助詞", ""), sc)
+                  for t, sc in hyps] for u, hyps in kaldi.items()}
+    refs = {"a": "本日+名詞 は+助詞", "b": "音声+名詞 認識+名詞"}
+    meta = "language: ja\nmetric: cer\nnormalization: csj,bracket\n"
+    wfile = write(tmp_path / "w.yaml", "streams: {lm: 1.0}\nwip: 0.5\nacwt: null\n")
+    units = []
+    for name, nbest in (("kaldi", kaldi), ("espnet", espnet)):
+        d = make_setdir(tmp_path / name, nbest, {u: r.replace("+名詞", "").replace("+助詞", "").replace(" ", "")
+                                                 if name == "espnet" else r for u, r in refs.items()})
+        write(d / "nbest" / "meta.yaml", meta)
+        write_stream(tmp_path / "streams" / name / "lm", {f"{u}-{k}": 0.0 for u in nbest for k in (1, 2)})
+        out = tmp_path / f"exp_{name}"
+        assert rescore.main(["--dev", str(d), "--stream", f"lm={tmp_path}/streams/{{set}}/lm", "--out", str(out),
+                             "--weights", str(wfile), "--bootstrap", "0"]) == 0
+        nbs = load_set(out / name / "nbest")
+        units.append((nbs.streams["score"] - nbs.streams["first_pass"]) / 0.5)
+        # the unit bonus prefers the longer hypothesis, whatever its number of <sp>
+        assert (out / name / "text").read_text().split("\n")[:2] == [f"a {nbest['a'][1][0]}", f"b {nbest['b'][1][0]}"]
+        s = json.loads((out / name / "scoring" / "summary.json").read_text())
+        assert s["metric"] == "cer" and s["normalization"] == "csj,bracket" and "num_units" in s["formula"]
+    # new-score order: the 4-character hypothesis first, then the 3- and 2-character ones
+    assert units[0].tolist() == units[1].tolist() == [4.0, 3.0, 4.0, 2.0]
+
+
 def test_utterance_without_stream_values_keeps_first_pass_order(sets, tmp_path):
     dev, test, stream = sets
     write_stream(tmp_path / "streams" / "test" / "lm", {"t1-1": -9.0, "t1-2": -1.0, "t10-1": -1.0,

@@ -63,3 +63,28 @@ def test_bad_corpus_line_is_reported_with_file_and_line(tmp_path, capsys):
     write(tmp_path / "train.txt", b"the cat sat\r\n", "wb")
     assert train_mlm.main(argv) == 1
     assert f"{tmp_path / 'train.txt'}:1: CRLF" in capsys.readouterr().err
+
+
+def test_norm_key_normalises_the_training_and_dev_text(tmp_path, capsys):
+    init = tiny_mlm(tmp_path / "init")
+    lines = corpus_lines(6)
+    text = write(tmp_path / "train.txt", "".join(f"{ln} <sp>\n" for ln in lines) + "<sp> <unk>\n")
+    dev = write(tmp_path / "dev.txt", f"<sp>\n{lines[0]} <unk>\n")
+    argv = ["--init", init, "--text", str(text), "--dev_text", str(dev), "--out", str(tmp_path / "exp"), *FAST,
+            "max_steps=1", "eval_at_start=false"]
+    assert train_mlm.main([*argv, "norm=csj,bracket"]) == 0
+    out = tmp_path / "exp"
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["norm"], summary["lines_emptied_by_norm"], summary["train_sentences"]) == ("csj,bracket", 2, 6)
+    assert summary["dev_sentences"] == 1
+    assert yaml.safe_load((out / "config.yaml").read_text())["norm"] == "csj,bracket"
+    # another normalisation is another run (not skipped as complete)
+    capsys.readouterr()
+    assert train_mlm.main([*argv, "norm=bracket"]) == 0
+    assert "skip:" not in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["lines_emptied_by_norm"] == 2
+    assert train_mlm.main([*argv, "norm=none"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["lines_emptied_by_norm"], summary["train_sentences"], summary["dev_sentences"]) == (0, 7, 2)
+    assert train_mlm.main([*argv, "norm=lowercase"]) == 1
+    assert "config key 'norm': unknown normalisation flag 'lowercase'" in capsys.readouterr().err
