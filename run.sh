@@ -27,6 +27,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 orig_args=("$@")
 export PATH="$root/utils:$PATH"
+# this checkout's package, whatever rescore is installed (an editable install may point elsewhere)
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHON=${PYTHON:-python3}
 python=$PYTHON
 . "$root/utils/log.sh"
