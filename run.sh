@@ -161,14 +161,6 @@ if in_range 6 && has_system clm; then
   [ -n "$clm_text" ] || die "system clm needs --clm_text (or --teacher_text)"
 fi
 
-# show ARGS...: the command as one copy-pasteable line.
-show() {
-  local out="" a
-  for a in "$@"; do
-    if [[ $a =~ ^[][A-Za-z0-9_./:=,+@%{}~-]+$ ]]; then out+=" $a"; else out+=" '${a//\'/\'\\\'\'}'"; fi
-  done
-  printf '%s\n' "${out# }"
-}
 # execute ARGS...: run a command, or print it with --dry_run true.
 execute() {
   if [ "$dry_run" = true ]; then show "$@"; else "$@"; fi

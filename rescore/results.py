@@ -179,20 +179,31 @@ def merge_into(text: str, table: list[str]) -> str:
     return "\n".join(new) + "\n"
 
 
-def write_results(path: str | Path, rows: list[Row], title: str = "# Results") -> None:
-    """Write (or update in place) the table in the Markdown file ``path``, atomically."""
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` atomically unless ``path`` already holds it (a rerun leaves files untouched)."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    with atomic_open(path) as f:
+        f.write(text)
+    return True
+
+
+def write_results(path: str | Path, rows: list[Row], title: str = "# Results") -> bool:
+    """Write (or update in place) the table in the Markdown file ``path``, atomically.
+
+    Returns False when the file already held this table (it is then not rewritten).
+    """
     path = Path(path)
     old = path.read_text(encoding="utf-8") if path.is_file() else title + "\n"
     try:
         new = merge_into(old, table_lines(rows))
     except ValueError as e:
         raise InputError(path, None, str(e)) from e
-    with atomic_open(path) as f:
-        f.write(new)
+    return _write_if_changed(path, new)
 
 
-def write_json(path: str | Path, rows: list[Row]) -> None:
-    """The rows as a JSON list (non-finite rates written as null), for CI checks."""
+def write_json(path: str | Path, rows: list[Row]) -> bool:
+    """The rows as a JSON list (non-finite rates written as null), for CI checks; False if unchanged."""
     def clean(r: Row) -> dict:
         d = asdict(r)
         for k in ("rate", "relative_change"):
@@ -200,6 +211,4 @@ def write_json(path: str | Path, rows: list[Row]) -> None:
                 d[k] = None
         return d
 
-    with atomic_open(Path(path)) as f:
-        json.dump([clean(r) for r in rows], f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    return _write_if_changed(Path(path), json.dumps([clean(r) for r in rows], indent=2, ensure_ascii=False) + "\n")

@@ -45,13 +45,14 @@ def parse_systems(specs: list[str]) -> dict[str, Path]:
 
 def body(args) -> int:
     rows = gather(parse_systems(args.system), list(args.set) or None)
-    write_results(args.results_md, rows)
+    changed = write_results(args.results_md, rows)
     if args.json is not None:
-        write_json(args.json, rows)
+        changed = write_json(args.json, rows) or changed
     missing = [f"{r.set}/{r.label}" for r in rows if r.rate is None]
     if missing:
         log.warning(f"rows without a number: {', '.join(missing)}")
-    log.info(f"wrote {len(rows)} rows for {len({r.set for r in rows})} set(s) to {args.results_md}")
+    what = "wrote" if changed else "skip: unchanged,"
+    log.info(f"{what} {len(rows)} rows for {len({r.set for r in rows})} set(s) in {args.results_md}")
     print("\n".join(table_lines(rows)))  # the recipe's last words: the results table
     return 0
 

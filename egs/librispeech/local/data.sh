@@ -68,14 +68,6 @@ Nothing is downloaded. Where to get the inputs (download them yourself, then poi
 [ $# -eq 0 ] || { echo "$help_message" >&2; exit 1; }
 
 need() { echo "$help_message" >&2; die "$*"; }
-# show ARGS...: the command as one copy-pasteable line (as ../../run.sh prints it).
-show() {
-  local out="" a
-  for a in "$@"; do
-    if [[ $a =~ ^[][A-Za-z0-9_./:=,+@%{}~-]+$ ]]; then out+=" $a"; else out+=" '${a//\'/\'\\\'\'}'"; fi
-  done
-  printf '%s\n' "${out# }"
-}
 
 case $source in
   hypr | mlm-json | kaldi | espnet) ;;

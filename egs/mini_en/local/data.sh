@@ -79,7 +79,9 @@ for s in $sets; do
 done
 mkdir -p "$data/local/text"
 if [ "$(cd "$data/local/text" && pwd -P)" != "$(cd "$src/text" && pwd -P)" ]; then
-  cp "$src/text/teacher.txt" "$src/text/heldout.txt" "$data/local/text/"
+  for f in teacher.txt heldout.txt; do  # copied once: a rerun leaves them (and what uses them) as they are
+    cmp -s "$src/text/$f" "$data/local/text/$f" || cp "$src/text/$f" "$data/local/text/$f"
+  done
 fi
 for s in $sets; do
   "$python" -m rescore.bin.nbest_stats "$data/$s"
