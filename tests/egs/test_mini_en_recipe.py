@@ -1,0 +1,174 @@
+"""Integration test of the egs/mini_en recipe with its debug configs (tiny models, a few steps).
+
+What CI checks, in order, on one run (module fixture; ~6 minutes on 2 cores):
+
+1. ``egs/mini_en/run.sh --conf_dir conf/debug`` runs stages 0-7 into a temporary directory;
+   every expected file exists and every RESULTS row has a finite error rate;
+2. the same command again does no work: every step says it is skipped and no output changes;
+3. a resume from the middle: the MWER student is removed and ``--stage 5`` retrains it, rescores
+   with it and rewrites the table, while the MD student, the teacher scores and the other
+   systems' rescoring are left untouched;
+4. ``local/data.sh --regenerate true --limit N`` rebuilds the first utterances of every set with
+   flite, sox and pocketsphinx and gets the committed files back, byte for byte.
+
+Marked ``recipe``: ``utils/run_tests.sh`` runs it after the unit tests (``RESCORE_RECIPE_TEST=0``
+skips it); ``pytest -m recipe tests/egs/test_mini_en_recipe.py`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "egs" / "mini_en"
+SYSTEMS = ("clm", "pll", "md", "mwer", "mwed")
+SETS = ("train", "dev", "test")
+pytestmark = pytest.mark.recipe
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_recipe(work: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The recipe with debug configs, everything it writes under ``work``; raises with its log on failure."""
+    cmd = ["bash", str(RECIPE / "run.sh"), "--conf_dir", "conf/debug", "--datadir", str(work / "data"),
+           "--expdir", str(work / "exp"), "--results", str(work / "RESULTS.md"),
+           "--data_opts", f"--data {work / 'data'}", *extra]
+    t0 = time.time()
+    p = subprocess.run(cmd, cwd=RECIPE, env=_env(), capture_output=True, text=True, timeout=900)
+    (work / f"run{len(list(work.glob('run*.log')))}.log").write_text(p.stdout + p.stderr, encoding="utf-8")
+    if p.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}) after {time.time() - t0:.0f} s:\n"
+                             f"{p.stdout[-3000:]}\n{p.stderr[-6000:]}")
+    print(f"{' '.join(extra) or 'full run'}: {time.time() - t0:.0f} s")
+    return p
+
+
+def outputs(work: Path) -> dict[str, float]:
+    """Every file the pipeline made and its mtime; logs and the replay file excluded (rewritten by design)."""
+    found = {}
+    for p in (work / "exp").rglob("*"):
+        rel = p.relative_to(work)
+        if p.is_file() and rel.parts[1] != "log" and p.name != "run.sh.replay" and p.suffix != ".log":
+            found[str(rel)] = p.stat().st_mtime_ns
+    for p in (work / "data").rglob("*"):
+        if p.is_file():
+            found[str(p.relative_to(work))] = p.stat().st_mtime_ns
+    return found
+
+
+def table_rows(results_md: Path) -> list[list[str]]:
+    lines = results_md.read_text(encoding="utf-8").splitlines()
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines if ln.startswith("| ")]
+    return [r for r in rows[1:] if not set("".join(r)) <= set("-")]  # header and rule dropped
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("mini_en")
+    run_recipe(work)
+    return work
+
+
+def test_full_run_writes_every_output(work: Path):
+    exp = work / "exp"
+    for s in SETS:
+        assert (work / "data" / s / "nbest" / "text").is_file()
+        assert (exp / "teacher" / s / "pll").is_file()
+    for name in ("teacher_adapt/model", "student_init", "student_md/model", "student_mwer/model",
+                 "student_mwed/model", "clm/model"):
+        assert (exp / name).is_dir(), name
+    for system in SYSTEMS:
+        for s in ("dev", "test"):
+            base = exp / "rescore" / system / s
+            for f in ("text", "nbest/nbest/text", "nbest/nbest/score", "scoring/wer", "scoring/summary.json"):
+                assert (base / f).is_file(), base / f
+        summary = json.loads((exp / "rescore" / system / "test" / "scoring" / "summary.json").read_text())
+        assert summary, system
+    # the replay file and the resolved configs of every trained model
+    assert (exp / "run.sh.replay").is_file()
+    for name in ("teacher_adapt", "student_md", "student_mwer", "student_mwed", "clm"):
+        assert (exp / name / "config.yaml").is_file(), name
+    # counts in = counts out: every rescored set keeps its utterances and hypotheses
+    for system in SYSTEMS:
+        for s in ("dev", "test"):
+            src = (work / "data" / s / "nbest" / "text").read_text().count("\n")
+            out = (exp / "rescore" / system / s / "nbest" / "nbest" / "text").read_text().count("\n")
+            assert src == out, (system, s, src, out)
+
+
+def test_results_rows_are_finite(work: Path):
+    rows = table_rows(work / "RESULTS.md")
+    systems = [r[1] for r in rows]
+    assert systems == ["first pass", "oracle", "baseline LM", "teacher PLL", "MD student", "MWER student",
+                       "MWED student"], systems
+    for r in rows:
+        assert r[0] == "test" and r[2] == "WER", r
+        assert math.isfinite(float(r[3])), r
+    data = json.loads((work / "exp" / "results.json").read_text())
+    assert data
+
+
+def test_rerun_skips_every_stage(work: Path):
+    before = outputs(work)
+    p = run_recipe(work)
+    assert outputs(work) == before, "a rerun changed outputs: " + ", ".join(
+        k for k, v in outputs(work).items() if before.get(k) != v)
+    log = p.stdout + p.stderr
+    # every Python step of the pipeline reports that it skipped itself
+    ran = [ln for ln in log.splitlines() if re.search(r"\bINFO: .*\b(training|scoring|importing) ", ln)
+           and "skip" not in ln]
+    assert "skip" in log and not ran, ran
+
+
+def test_resume_from_stage_5(work: Path):
+    exp = work / "exp"
+    keep = {k: v for k, v in outputs(work).items()
+            if "mwer" not in k and not k.startswith("exp/results") and k != "exp/rescore/RESULTS.md"}
+    shutil.rmtree(exp / "student_mwer")
+    run_recipe(work, "--stage", "5")
+    assert (exp / "student_mwer" / "model").is_dir()
+    assert (exp / "rescore" / "mwer" / "test" / "scoring" / "summary.json").is_file()
+    after = outputs(work)
+    changed = sorted(k for k, v in keep.items() if after.get(k) != v)
+    assert not changed, f"a resume at stage 5 rewrote outputs of other steps: {changed[:10]}"
+    assert [r[1] for r in table_rows(work / "RESULTS.md")][-2] == "MWER student"
+
+
+@pytest.mark.skipif(not (shutil.which("flite") and shutil.which("sox")), reason="needs flite and sox")
+def test_regenerate_matches_committed_data(tmp_path: Path):
+    src = RECIPE / "data" / "local"
+    dest = tmp_path / "local"
+    cmd = ["bash", str(RECIPE / "local" / "data.sh"), "--regenerate", "true", "--limit", "4",
+           "--src", str(dest), "--data", str(tmp_path / "data")]
+    p = subprocess.run(cmd, cwd=RECIPE, env=_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    # the sentences are regenerated whole and equal the committed ones
+    for f in sorted((src / "text").iterdir()):
+        assert (dest / "text" / f.name).read_bytes() == f.read_bytes(), f.name
+    for s in SETS:
+        new_lines = (dest / "nbest" / s / "nbest" / "text").read_text(encoding="utf-8").splitlines()
+        utts = {ln.split()[0].rsplit("-", 1)[0] for ln in new_lines}
+        assert len(utts) == 4, (s, utts)
+        for name in ("nbest/text", "nbest/score", "text", "utt2spk", "synth_params"):
+            new = (dest / "nbest" / s / name).read_text(encoding="utf-8").splitlines()
+            old = (src / "nbest" / s / name).read_text(encoding="utf-8").splitlines()
+            old = [ln for ln in old if re.split(r"\s", ln, maxsplit=1)[0].rsplit("-", 1)[0] in utts
+                   or re.split(r"\s", ln, maxsplit=1)[0] in utts]
+            assert new == old, (s, name)
+        for u in sorted(utts):
+            lat = f"{u}.lat.gz"
+            assert (dest / "lat" / s / lat).read_bytes() == (src / "lat" / s / lat).read_bytes(), lat
+        assert (tmp_path / "data" / s / "nbest" / "text").is_file()
