@@ -85,6 +85,7 @@ def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
         argv: list[str] | None) -> int:
     """Parse ``argv``, set up logging, run ``body``; bad input -> message and exit code 1."""
     args = p.parse_args(argv)
+    args.argv = argv  # the command line as given, for the run record (run.yaml)
     setup_logging(args.verbose)
     try:
         return int(body(args) or 0)

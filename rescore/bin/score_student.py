@@ -103,13 +103,7 @@ def body(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = get_parser()
-
-    def _body(args):
-        args.argv = argv
-        return body(args)
-
-    return run(_body, p, argv)
+    return run(body, get_parser(), argv)
 
 
 if __name__ == "__main__":
