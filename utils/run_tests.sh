@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite: installs what it needs, lints, runs every unit test, then the recipe integration
-# test (egs/mini_en with debug configs: tests/egs/test_mini_en_recipe.py, ~7 minutes on 2 cores).
+# test (egs/mini_en with debug configs: tests/egs/test_mini_en_recipe.py, ~6 minutes on 2 cores).
 #   utils/run_tests.sh [pytest args]          # pytest args apply to the unit tests
 #   RESCORE_RECIPE_TEST=0 utils/run_tests.sh  # unit tests only
 set -euo pipefail
