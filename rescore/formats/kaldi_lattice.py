@@ -75,12 +75,13 @@ import numpy as np
 from rescore.archive import atomic_open, decode, format_float, open_binary, parse_float, write_lines
 from rescore.exceptions import InputError
 from rescore.formats.kaldi_nbest import (
-    _blocks,
-    _check_acwt,
-    _read_num_jobs,
-    _symbol_table,
-    _to_ids,
+    DEFAULT_ACWT,
+    check_acwt,
+    read_num_jobs,
     read_symbol_table,
+    symbol_table,
+    to_ids,
+    writer_setup,
 )
 from rescore.lattice import Arc, Lattice, nbest_paths
 from rescore.log import get_logger
@@ -89,7 +90,6 @@ from rescore.nbest import NbestBuilder, NbestSet
 log = get_logger(__name__)
 
 FORMAT = "kaldi-lattice"
-DEFAULT_ACWT = 0.1
 DEFAULT_NBEST = 10
 FST_MAGIC = 2125659606  # OpenFst kFstMagicNumber, bytes D6 FD B2 7E
 SYMTAB_MAGIC = 2125658996  # OpenFst kSymbolTableMagicNumber
@@ -506,7 +506,7 @@ def read(
 ) -> NbestSet:
     """Import Kaldi lattices as the ``nbest`` best paths per utterance at acoustic scale ``acwt``."""
     src = Path(src)
-    acwt = _check_acwt(acwt)
+    acwt = check_acwt(acwt)
     nbest = int(nbest)
     if nbest < 1:
         raise ValueError(f"nbest must be >= 1, got {nbest}")
@@ -576,7 +576,7 @@ def _sources(src: Path) -> tuple[Path, list[Path]]:
     found = {int(m.group(1)): p for p in src.iterdir() if p.is_file() and (m := _LAT_RE.fullmatch(p.name))}
     nj_path = src / "num_jobs"
     if nj_path.is_file():
-        nj = _read_num_jobs(nj_path)
+        nj = read_num_jobs(nj_path)
         extra = sorted(j for j in found if j > nj)
         if extra:
             raise InputError(nj_path, 1, f"num_jobs is {nj} but {src / f'lat.{extra[0]}.gz'} also exists "
@@ -634,20 +634,12 @@ def write(
     binary: bool = True,
 ) -> list[Path]:
     """Write ``nbs`` as a Kaldi decode dir of union-of-n-best CompactLattices; returns the files written."""
-    nbs.check()
-    out = Path(out)
-    nj = int(nj)
-    if nj < 1:
-        raise ValueError(f"nj must be >= 1, got {nj}")
-    if nbs.num_utts and nj > nbs.num_utts:
-        raise ValueError(f"nj={nj} exceeds the number of utterances ({nbs.num_utts})")
-    if acwt is None:
-        acwt = nbs.meta.get("acoustic_scale", DEFAULT_ACWT)
-    acwt = _check_acwt(acwt)
+    out, acwt, blocks = writer_setup(nbs, out, nj, acwt)
+    nj = len(blocks)
     graph, ac = lattice_costs(nbs, acwt, float32=binary)
     texts = list(nbs.texts)
-    sym2id, table_lines = _symbol_table(texts, words)
-    ids = [[int(t) for t in s.split(" ")] if s else [] for s in _to_ids(nbs, texts, sym2id, words)]
+    sym2id, table_lines = symbol_table(texts, words)
+    ids = [[int(t) for t in s.split(" ")] if s else [] for s in to_ids(nbs, texts, sym2id, words)]
     score = nbs.streams.get("score")
     order = nbs.order_within(score) if score is not None else np.lexsort((nbs.ranks, nbs.utt_index()))
 
@@ -656,7 +648,7 @@ def write(
     if table_lines is not None:
         written.append(_write(out / "words.txt", table_lines))
     offsets = nbs.offsets.tolist()
-    for j, (u0, u1) in enumerate(_blocks(nbs.num_utts, nj), 1):
+    for j, (u0, u1) in enumerate(blocks, 1):
         path = out / f"lat.{j}.gz"
         with atomic_open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             for u in range(u0, u1):

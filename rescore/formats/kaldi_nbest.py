@@ -114,7 +114,7 @@ def read(
 ) -> NbestSet:
     """Import a Kaldi n-best decode dir (or one ``archives.N`` dir) as an :class:`NbestSet`."""
     src = Path(src)
-    acwt = _check_acwt(acwt)
+    acwt = check_acwt(acwt)
     decode_dir, job_dirs = _job_dirs(src)
     words_path = Path(words) if words is not None else None
     if words_path is None and (decode_dir / "words.txt").is_file():
@@ -158,7 +158,7 @@ def _log_unread(jd: Path) -> None:
         log.info("%s: not imported: %s", jd, ", ".join(unread[:20]))
 
 
-def _check_acwt(acwt: float | str) -> float:
+def check_acwt(acwt: float | str) -> float:
     value = float(acwt)
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"acwt must be a finite number >= 0, got {acwt!r}")
@@ -178,7 +178,7 @@ def _job_dirs(src: Path) -> tuple[Path, list[Path]]:
     }
     nj_path = src / "num_jobs"
     if nj_path.is_file():
-        nj = _read_num_jobs(nj_path)
+        nj = read_num_jobs(nj_path)
         extra = sorted(j for j in found if j > nj)
         if extra:
             raise InputError(
@@ -198,7 +198,7 @@ def _job_dirs(src: Path) -> tuple[Path, list[Path]]:
     return src, [found[j] for j in range(1, nj + 1)]
 
 
-def _read_num_jobs(path: Path) -> int:
+def read_num_jobs(path: Path) -> int:
     lines = list(iter_lines(path))
     if len(lines) != 1 or not lines[0][1].strip().isdigit() or int(lines[0][1]) < 1:
         raise InputError(path, lines[0][0] if lines else None, "expected one positive integer")
@@ -447,16 +447,8 @@ def write(
     nbs: NbestSet, out: str | Path, nj: int = 1, words: str | Path | None = None, acwt: float | None = None
 ) -> list[Path]:
     """Write ``nbs`` as a decode-dir-like directory of Kaldi n-best archives; returns the files written."""
-    nbs.check()
-    out = Path(out)
-    nj = int(nj)
-    if nj < 1:
-        raise ValueError(f"nj must be >= 1, got {nj}")
-    if nbs.num_utts and nj > nbs.num_utts:
-        raise ValueError(f"nj={nj} exceeds the number of utterances ({nbs.num_utts})")
-    if acwt is None:
-        acwt = nbs.meta.get("acoustic_scale", DEFAULT_ACWT)
-    acwt = _check_acwt(acwt)
+    out, acwt, blocks = writer_setup(nbs, out, nj, acwt)
+    nj = len(blocks)
     graph, ac = _costs(nbs, acwt)
     lm = nbs.streams.get("lm_cost")
     extra = [n for n in nbs.streams if n not in NOT_EXPORTED]
@@ -466,8 +458,8 @@ def write(
     _check_stale(out, nj)
 
     texts = list(nbs.texts)
-    sym2id, table_lines = _symbol_table(texts, words)
-    id_texts = _to_ids(nbs, texts, sym2id, words)
+    sym2id, table_lines = symbol_table(texts, words)
+    id_texts = to_ids(nbs, texts, sym2id, words)
 
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
@@ -482,7 +474,7 @@ def write(
     if lm is not None:
         files |= {"lmwt.nolm", "lmwt.lmonly"}
     files |= {f"{STREAM_PREFIX}{n}" for n in extra}
-    for j, (u0, u1) in enumerate(_blocks(nbs.num_utts, nj), 1):
+    for j, (u0, u1) in enumerate(blocks, 1):
         jd = out / f"archives.{j}"
         idx = order[int(nbs.offsets[u0]) : int(nbs.offsets[u1])].tolist()
         k = [keys[i] for i in idx]
@@ -525,13 +517,25 @@ def _float_lines(keys: list[str], values: np.ndarray, trailing: bool) -> Iterabl
     return (f"{k} {format_float(v)}{end}" for k, v in zip(keys, values.tolist(), strict=True))
 
 
-def _blocks(n_utts: int, nj: int) -> list[tuple[int, int]]:
-    """``nj`` contiguous near-equal blocks ``[u0, u1)`` of utterance indices (the first ones larger)."""
-    q, r = divmod(n_utts, nj)
-    bounds = [0]
-    for j in range(nj):
-        bounds.append(bounds[-1] + q + (1 if j < r else 0))
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+def writer_setup(nbs: NbestSet, out: str | Path, nj: int, acwt: float | None) -> tuple[Path, float, list[tuple[int, int]]]:
+    """What the Kaldi writers (n-best archives, lattices) check first: the set, NJ and the acoustic scale.
+
+    Returns ``(out, acwt, blocks)``: ``acwt`` defaults to the one the set was imported with, and
+    ``blocks`` are the ``nj`` contiguous utterance ranges ``[u0, u1)`` of the jobs (empty ones for
+    an empty set).
+    """
+    from rescore.parallel import plan_blocks
+
+    nbs.check()
+    nj = int(nj)
+    if nj < 1:
+        raise ValueError(f"nj must be >= 1, got {nj}")
+    if nbs.num_utts and nj > nbs.num_utts:
+        raise ValueError(f"nj={nj} exceeds the number of utterances ({nbs.num_utts})")
+    if acwt is None:
+        acwt = nbs.meta.get("acoustic_scale", DEFAULT_ACWT)
+    blocks = plan_blocks(nbs.num_utts, nj) if nbs.num_utts else [(0, 0)] * nj
+    return Path(out), check_acwt(acwt), blocks
 
 
 def _costs(nbs: NbestSet, acwt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -575,7 +579,7 @@ def _costs(nbs: NbestSet, acwt: float) -> tuple[np.ndarray, np.ndarray]:
     return graph, ac
 
 
-def _symbol_table(texts: list[str], words: str | Path | None) -> tuple[dict[str, int], list[str] | None]:
+def symbol_table(texts: list[str], words: str | Path | None) -> tuple[dict[str, int], list[str] | None]:
     """``(symbol -> id, lines of out/words.txt)`` from the given table or a generated Kaldi-style one."""
     if words is not None:
         path = Path(words)
@@ -588,7 +592,7 @@ def _symbol_table(texts: list[str], words: str | Path | None) -> tuple[dict[str,
     return {s: i for i, s in enumerate(symbols)}, [f"{s} {i}" for i, s in enumerate(symbols)]
 
 
-def _to_ids(nbs: NbestSet, texts: list[str], sym2id: dict[str, int], words: str | Path | None) -> list[str]:
+def to_ids(nbs: NbestSet, texts: list[str], sym2id: dict[str, int], words: str | Path | None) -> list[str]:
     """Each hypothesis as space-joined word ids; a word missing from the table is an error."""
     out = []
     for i, t in enumerate(texts):
