@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rescore import training
 from rescore.archive import decode, iter_lines
 from rescore.clm import (
     BOS_ID,
@@ -215,12 +215,7 @@ class TrainResult:
 
 def fresh_start(out: Path) -> None:
     """Remove what a previous run of the trainer left in ``out`` (only the trainer's own files)."""
-    for name in OWNED:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    training.fresh_start(out, OWNED)
 
 
 def _truncate_log(path: Path, step: int) -> None:

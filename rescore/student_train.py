@@ -74,7 +74,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -88,7 +87,16 @@ from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
-from rescore.training import Checkpointer, JsonlLog, build_optimizer, seed_everything
+from rescore.training import (
+    Checkpointer,
+    JsonlLog,
+    build_optimizer,
+    fresh_start,
+    remove_path,
+    resume_schedule,
+    seed_everything,
+    warn_changed_config,
+)
 
 log = get_logger(__name__)
 
@@ -403,22 +411,10 @@ def load_student(cfg: StudentTrainConfig) -> torch.nn.Module:
 def _save_student(student, dest: Path) -> None:
     """``save_pretrained`` into a temporary directory renamed into place."""
     tmp = dest.parent / f".{dest.name}.tmp{os.getpid()}"
-    _remove(tmp)
+    remove_path(tmp)
     student.save_pretrained(tmp)
-    _remove(dest)
+    remove_path(dest)
     os.replace(tmp, dest)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
-
-
-def _outputs(out: Path) -> list[Path]:
-    return [out / n for n in ("checkpoints", "model", "train_log.jsonl", "tensorboard", "summary.json",
-                              "config.yaml", "run.yaml")]
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -557,19 +553,10 @@ class _Trainer:
         if saved.get("data") != self.data_digest:
             raise InputError(latest, None, "checkpoint was trained from other sets, scores or init model; "
                              "rerun with --resume false")
-        changed = sorted(k for k, v in saved.get("config", {}).items()
-                         if k not in _RESUME_FREE and getattr(self.cfg, k, v) != v)
-        if changed:
-            log.warning("resuming with changed config keys %s: the result will differ from an "
-                        "uninterrupted run", ", ".join(changed))
+        warn_changed_config(saved.get("config", {}), self.cfg, _RESUME_FREE)
         self.setup(saved["trainer"]["beta"])
         state = self.ckpt.load(latest, self.model, self.opt, self.sched)
-        if saved.get("schedule_steps") != self.schedule:
-            log.warning("LR schedule was laid out over %s steps, now %d: the learning rate follows the new "
-                        "schedule from step %d (set schedule_steps to the final total to avoid this)",
-                        saved.get("schedule_steps"), self.schedule, state["step"])
-        for group, base, fn in zip(self.opt.param_groups, self.sched.base_lrs, self.sched.lr_lambdas, strict=True):
-            group["lr"] = base * fn(self.sched.last_epoch)
+        resume_schedule(self.opt, self.sched, saved.get("schedule_steps"), self.schedule, state["step"])
         self.step = int(state["step"])
         self.state = _State(**state["trainer"])
         if self.scaler is not None and self.state.scaler:
@@ -898,8 +885,7 @@ def _run(train_set, train_scores, dev_set, dev_scores, out: Path, cfg: StudentTr
     if dist.main and not (resume and trainer.ckpt.latest() is not None):
         if trainer.ckpt.latest() is not None:
             log.info("starting afresh: removing the previous run's checkpoints and logs in %s", out)
-        for p in _outputs(out):
-            _remove(p)
+        fresh_start(out)
     _barrier(dist)
     resumed = trainer.start(resume)
     jlog = None

@@ -7,7 +7,9 @@
   scheduler, RNG states and the trainer's own state, written atomically (a directory renamed
   into place), with ``latest`` resolution for ``--resume`` and pruning of old ones;
 * :class:`JsonlLog`: one JSON object per line (``train_log.jsonl``) and, when available,
-  TensorBoard scalars.
+  TensorBoard scalars;
+* :func:`fresh_start`, :func:`warn_changed_config`, :func:`resume_schedule`: what the trainers do
+  when they start afresh or resume.
 
 Checkpoints never use pickles for tensors a user may receive: model weights are safetensors;
 optimiser state is loaded with ``torch.load(weights_only=True)``.
@@ -212,3 +214,44 @@ class JsonlLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+#: What a trainer writes in its experiment directory (removed by a fresh start).
+TRAINER_OUTPUTS = ("checkpoints", "model", "train_log.jsonl", "tensorboard", "summary.json", "config.yaml",
+                   "run.yaml")
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a directory tree, if it exists."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def fresh_start(out: Path, names: tuple[str, ...] = TRAINER_OUTPUTS) -> None:
+    """Remove what an earlier run of a trainer left in ``out`` (only the trainer's own files)."""
+    for name in names:
+        remove_path(out / name)
+
+
+def warn_changed_config(saved: dict, cfg: Any, free: set[str]) -> None:
+    """Warn when a resumed run's config differs from its checkpoint's in keys outside ``free``."""
+    changed = sorted(k for k, v in saved.items() if k not in free and getattr(cfg, k, v) != v)
+    if changed:
+        log.warning("resuming with changed config keys %s: the result will differ from an uninterrupted run",
+                    ", ".join(changed))
+
+
+def resume_schedule(opt: torch.optim.Optimizer, sched, saved_steps: int | None, steps: int, step: int) -> None:
+    """After loading a checkpoint: the learning rate of the next step under the CURRENT schedule.
+
+    The optimiser state holds the old schedule's rate; a schedule laid out over a different number
+    of steps (``saved_steps`` vs ``steps``) is followed from ``step`` on, with a warning.
+    """
+    if saved_steps != steps:
+        log.warning("LR schedule was laid out over %s steps, now %d: the learning rate follows the new "
+                    "schedule from step %d (set schedule_steps to the final total to avoid this)",
+                    saved_steps, steps, step)
+    for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+        group["lr"] = base * fn(sched.last_epoch)
