@@ -465,14 +465,14 @@ def per_utt_lines(utt: str, ref: list[str], hyp: list[str], eps: str = "***") ->
     ]
 
 
-def bootstrap_ci(base: np.ndarray, new: np.ndarray, units: np.ndarray, replicates: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``100 * sum(new - base) / sum(units)`` over utterances (absolute points)."""
+def bootstrap_changes(base: np.ndarray, new: np.ndarray, units: np.ndarray, replicates: int = 1000,
+                      seed: int = 0) -> np.ndarray:
+    """``100 * sum(new - base) / sum(units)`` over ``replicates`` resamples of the utterances (finite ones)."""
     diff = np.asarray(new, dtype=np.float64) - np.asarray(base, dtype=np.float64)
     units = np.asarray(units, dtype=np.float64)
     n = len(diff)
     if n == 0 or replicates < 1:
-        return math.nan, math.nan
+        return np.zeros(0, dtype=np.float64)
     rng = np.random.default_rng(seed)
     stats = []
     chunk = max(1, 4_000_000 // n)
@@ -481,11 +481,21 @@ def bootstrap_ci(base: np.ndarray, new: np.ndarray, units: np.ndarray, replicate
         with np.errstate(divide="ignore", invalid="ignore"):
             stats.append(100.0 * diff[idx].sum(axis=1) / units[idx].sum(axis=1))
     s = np.concatenate(stats)
-    s = s[np.isfinite(s)]
-    if not len(s):
+    return s[np.isfinite(s)]
+
+
+def percentile_ci(changes: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``changes`` (nan, nan when there are none)."""
+    if not len(changes):
         return math.nan, math.nan
-    lo, hi = np.percentile(s, [50 * (1 - level), 100 - 50 * (1 - level)])
+    lo, hi = np.percentile(changes, [50 * (1 - level), 100 - 50 * (1 - level)])
     return float(lo), float(hi)
+
+
+def bootstrap_ci(base: np.ndarray, new: np.ndarray, units: np.ndarray, replicates: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``100 * sum(new - base) / sum(units)`` over utterances (absolute points)."""
+    return percentile_ci(bootstrap_changes(base, new, units, replicates, seed), level)
 
 
 def _r(x: float | None) -> float | None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from rescore.bin.common import norm_arg, parser, run
 from rescore.bin.compute_wer import _read
-from rescore.rescoring import bootstrap_ci
+from rescore.rescoring import bootstrap_changes, percentile_ci
 from rescore.textnorm import Normalizer
 from rescore.wer import AbsentHypothesisError, score_texts
 
@@ -50,10 +50,9 @@ def compare(refs: dict[str, str], hyp1: dict[str, str], hyp2: dict[str, str], no
     e1 = np.array([r1.per_utt[u][0] for u in utts], dtype=np.float64)
     e2 = np.array([r2.per_utt[u][0] for u in utts], dtype=np.float64)
     units = np.array([r1.per_utt[u][4] for u in utts], dtype=np.float64)
-    lo, hi = bootstrap_ci(e1, e2, units, replicates=replicates, seed=seed, level=level)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(utts), size=(replicates, len(utts))) if utts else np.zeros((0, 0), dtype=int)
-    better = float(((e2 - e1)[idx].sum(axis=1) < 0).mean()) if utts and replicates else float("nan")
+    changes = bootstrap_changes(e1, e2, units, replicates, seed)
+    lo, hi = percentile_ci(changes, level)
+    better = float((changes < 0).mean()) if len(changes) else float("nan")
     diff = e2 - e1
     change = r2.rate - r1.rate
     return {"metric": metric, "normalization": str(norm), "utts": len(utts), "ref_units": int(units.sum()),
