@@ -514,6 +514,9 @@ class _Trainer:
         """
         if not self.cfg.calibrate or getattr(self.student, "calibrated", True):
             return
+        if not np.isfinite(self.pll).any():
+            log.warning("no finite teacher PLL in the training data: the student's output is not calibrated")
+            return
         shift, scale = self.student.calibrate(self.pll)
         log.info("student output calibrated on %d teacher scores: score = %.4g + %.4g * head",
                  int(np.isfinite(self.pll).sum()), shift, scale)

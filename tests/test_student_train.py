@@ -185,6 +185,20 @@ def test_calibrated_output_learns_with_a_fine_tuning_learning_rate(tmp_path, tas
     assert s is not None and RescoreBert.from_pretrained(tmp_path / "mwer" / "model").output == saved.output
 
 
+def test_no_finite_pll_leaves_the_output_uncalibrated(tmp_path, task, caplog):
+    from rescore.models import RescoreBert
+
+    (tr, trs), (dv, dvs) = task["train"], task["dev"]
+    nan_scores = tmp_path / "nan"
+    lines = (trs / "pll").read_text().splitlines()
+    write(nan_scores / "pll", "".join(f"{ln.split()[0]} nan\n" for ln in lines))
+    cfg = _cfg(init=task["enc"], objective="mwer", max_steps=1, batch_utts=8, beta=1.0)
+    with caplog.at_level("WARNING"):
+        assert train_student(tr, nan_scores, dv, dvs, tmp_path / "out", cfg) is not None
+    assert "not calibrated" in caplog.text
+    assert not RescoreBert.from_pretrained(tmp_path / "out" / "model").calibrated
+
+
 # ------------------------------------------------------------------------------------------ resume
 
 
