@@ -69,7 +69,8 @@ mwed_config=            # default $conf_dir/mwed.yaml
 rescore_opts=           # more rescore options (e.g. "--cer --bootstrap 200")
 results=RESULTS.md      # stage 7: the table is written between its markers
 export_lattices=false   # stage 7: Kaldi lattices of the rescored eval sets
-export_opts=            # more export_nbest options
+export_opts=            # more export_nbest options (--words lang/words.txt; --new_symbol_table true
+                        # for sets whose recogniser has no words.txt, e.g. pocketsphinx or ESPnet)
 
 help_message="usage: $0 [options]   (run from a recipe directory; see the header of $0 for the stages)
   --stage N --stop_stage M   stages to run (default $stage..$stop_stage)

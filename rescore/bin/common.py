@@ -50,13 +50,14 @@ def add_format_options(p: argparse.ArgumentParser, table: dict[str, tuple[set[st
 def format_options(args: argparse.Namespace, table: dict[str, tuple[set[str], dict]], prog: str) -> dict:
     """The keyword options given for ``args.format``; an option of another format is an error."""
     opts = {}
-    for name, (fmts, _) in table.items():
-        value = getattr(args, name)
+    for name, (fmts, kwargs) in table.items():
+        key = kwargs.get("dest", name)  # the reader's or writer's keyword
+        value = getattr(args, key)
         if value is None:
             continue
         if args.format not in fmts:
             raise SystemExit(f"{prog}: --{name} does not apply to --format {args.format}")
-        opts[name] = value
+        opts[key] = value
     return opts
 
 

@@ -22,7 +22,11 @@ KALDI, ESPNET, MLM, TRN = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"trn"}
 LAT = {"kaldi-lattice"}
 FORMAT_OPTIONS = {
     "nj": (KALDI | LAT, dict(type=int, help="number of jobs: archives.JOB directories or lat.JOB.gz (default 1)")),
-    "words": (KALDI | LAT, dict(type=Path, help="words.txt to use (default: write OUT/words.txt)")),
+    "words": (KALDI | LAT, dict(type=Path, help="the recogniser's words.txt (default: the table the set was "
+                                            "imported with, recorded in its meta.yaml)")),
+    "new_symbol_table": (KALDI | LAT, dict(type=str2bool, dest="new_table",
+                                           help="true: no recogniser table exists (e.g. ESPnet, pocketsphinx): "
+                                           "write a new OUT/words.txt and score with it (default false)")),
     "acwt": (KALDI | LAT, dict(type=float, help="acoustic scale of the costs (default: the set's)")),
     "binary": (LAT, dict(type=str2bool, help="binary CompactLattices (default true); false: text form")),
     "score_style": (ESPNET, dict(choices=["tensor", "float"], help="'tensor(-1.2345)' or plain floats")),

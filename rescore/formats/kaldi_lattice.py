@@ -8,7 +8,8 @@ Reading (``read(src, refs=None, words=None, acwt=0.1, nbest=10)``):
 * Each entry is detected as Kaldi does, by the first byte after ``key``: whitespace means the
   text form (formats.md 2.2: TAB- or space-separated OpenFst lines ending at a blank line),
   ``0xD6`` the OpenFst ``VectorFst`` binary (2.3) with arc type ``compactlattice44`` or
-  ``lattice4``. Both CompactLattice and (non-compact) Lattice entries are read, in either form;
+  ``lattice4`` (the header's arc count is not used: OpenFst's writer leaves it at 0; the writer
+  here does the same). Both CompactLattice and (non-compact) Lattice entries are read, in either form;
   a Lattice's words are its output labels. A final weight of Zero (``+Infinity`` twice) means
   "not final".
 * ``words`` (path to ``words.txt``): maps word ids to words (id 0 is epsilon); default
@@ -38,8 +39,10 @@ final weight, no transition ids (an empty hypothesis is one epsilon arc). Option
   ``lattice-copy ark:- ark,t:-`` prints it). Kaldi reads both. Binary stores costs as float32
   (as Kaldi does); the text form writes float64 values exactly.
 * ``nj`` (int, default 1): number of jobs; at most the number of utterances.
-* ``words``: a ``words.txt`` to map words to ids (copied to ``out/words.txt``); when ``None`` a
-  Kaldi-style table is generated (see :mod:`rescore.formats.kaldi_nbest`).
+* ``words``: a ``words.txt`` to map words to ids (copied to ``out/words.txt``); when ``None`` the
+  table the set was imported with (``meta['symbol_table']``), else, with ``new_table=True``, a
+  new Kaldi-style table; else an error (see :func:`rescore.formats.kaldi_nbest.resolve_table`).
+  The reader records the table it used in ``meta['symbol_table']`` (path, SHA-256, size).
 * ``acwt`` (float): the acoustic scale the costs are written for (Kaldi's ``LMWT = 1/acwt``);
   default ``nbs.meta['acoustic_scale']``, else 0.1.
 
@@ -55,8 +58,10 @@ set's best by ``score``, and reading back at ``acwt`` gives back ``score``:
   follow ``score`` at ``acwt``.)
 * otherwise (e.g. ESPnet): acoustic cost 0, graph cost ``-score``.
 
-Non-finite scores are written as they are (Kaldi treats an infinite cost as no path) and counted
-in a warning. Stale ``lat.J.gz`` with ``J > nj`` in ``out`` are removed.
+A non-finite cost (from a non-finite score) is written as the finite cost 1e10
+(:func:`rescore.formats.kaldi_nbest.cap_costs`): an infinite cost is no path for Kaldi, so the
+hypothesis would vanish, and an utterance whose hypotheses all had one would lose its 1-best; the
+count is logged. Stale ``lat.J.gz`` with ``J > nj`` in ``out`` are removed.
 """
 
 from __future__ import annotations
@@ -76,10 +81,13 @@ from rescore.archive import atomic_open, decode, format_float, open_binary, pars
 from rescore.exceptions import InputError
 from rescore.formats.kaldi_nbest import (
     DEFAULT_ACWT,
+    cap_costs,
     check_acwt,
     read_num_jobs,
     read_symbol_table,
+    resolve_table,
     symbol_table,
+    table_record,
     to_ids,
     writer_setup,
 )
@@ -426,7 +434,7 @@ def _parse_binary(s: _Stream, ctx: _Ctx, key: str, start: int) -> tuple[Lattice,
         if magic != FST_MAGIC:
             raise fail(f"bad OpenFst magic number {magic}")
         fst_type, arc_type = _read_string(s), _read_string(s)
-        version, flags, _props, init, nstates, narcs = s.unpack(_HEAD)
+        version, flags, _props, init, nstates, _narcs = s.unpack(_HEAD)
         if flags & 1:
             _skip_symbol_table(s)
         if flags & 2:
@@ -448,7 +456,6 @@ def _parse_binary(s: _Stream, ctx: _Ctx, key: str, start: int) -> tuple[Lattice,
     lat.arcs = [[] for _ in range(nstates)]
     if init >= 0:
         lat.start = init
-    total = 0
     word = ctx.word
     for st in range(nstates):
         if compact:
@@ -478,9 +485,8 @@ def _parse_binary(s: _Stream, ctx: _Ctx, key: str, start: int) -> tuple[Lattice,
             if ol < 0 or not 0 <= nxt < nstates:
                 raise fail(f"state {st}: arc with label {ol} to state {nxt} out of range")
             out.append(Arc(nxt, word(ol, start, False, key), g, a))
-        total += na
-    if narcs >= 0 and total != narcs:
-        raise fail(f"{total} arcs read but the header says {narcs}")
+    # The header's arc count is not checked: OpenFst's VectorFst writer leaves it at 0 (it writes
+    # the header before it has counted the arcs), and OpenFst's reader ignores it too.
     return lat, _KIND["compact" if compact else "lattice"]
 
 
@@ -609,6 +615,7 @@ def _meta(src: Path, files: list[Path], acwt: float, nbest: int, words_option, w
             "empty_lattices": {"count": len(counts.empty), "utts": counts.empty[:20]},
         },
         "acoustic_scale": acwt,
+        "symbol_table": table_record(words_path),  # exports map words back to the recogniser's ids
         "streams": {
             "score": {"better": "higher",
                       "description": f"first-pass log score -(graph_cost + {acwt!r} * ac_cost)"},
@@ -632,11 +639,14 @@ def write(
     words: str | Path | None = None,
     acwt: float | None = None,
     binary: bool = True,
+    new_table: bool = False,
 ) -> list[Path]:
     """Write ``nbs`` as a Kaldi decode dir of union-of-n-best CompactLattices; returns the files written."""
     out, acwt, blocks = writer_setup(nbs, out, nj, acwt)
+    words = resolve_table(nbs, words, new_table)
     nj = len(blocks)
-    graph, ac = lattice_costs(nbs, acwt, float32=binary)
+    graph, ac = cap_costs(dict(zip(("graph", "acoustic"), lattice_costs(nbs, acwt, float32=binary), strict=True)),
+                          nbs.num_hyps).values()
     texts = list(nbs.texts)
     sym2id, table_lines = symbol_table(texts, words)
     ids = [[int(t) for t in s.split(" ")] if s else [] for s in to_ids(nbs, texts, sym2id, words)]
@@ -678,12 +688,10 @@ def lattice_costs(nbs: NbestSet, acwt: float, float32: bool = False) -> tuple[np
             raise ValueError("the set has neither a score stream nor graph_cost and ac_cost streams")
         if graph is not None or ac is not None:
             log.warning("the set has only one of graph_cost/ac_cost; writing graph cost = -score, acoustic cost 0")
-        _warn_nonfinite(score)
         return -score.astype(np.float64), np.zeros(len(score))
     graph, ac = graph.astype(np.float64), ac.astype(np.float64)
     if score is None:
         return graph, ac
-    _warn_nonfinite(score)
     with np.errstate(all="ignore"):
         first = -(graph + acwt * ac)  # the first-pass score these costs give (kaldi-nbest importer)
         fp = nbs.streams.get("first_pass")
@@ -703,13 +711,6 @@ def lattice_costs(nbs: NbestSet, acwt: float, float32: bool = False) -> tuple[np
         new[changed] = -score[changed] - acwt * ac[changed]
     log.info("graph costs of %d of %d hypotheses carry the rescored score", int(changed.sum()), nbs.num_hyps)
     return new, ac
-
-
-def _warn_nonfinite(score: np.ndarray) -> None:
-    bad = int((~np.isfinite(score)).sum())
-    if bad:
-        log.warning("%d hypotheses have a non-finite score; their costs are written non-finite "
-                    "(Kaldi drops paths of infinite cost)", bad)
 
 
 def _text_entry(key: str, paths: list[tuple[list[int], float, float]]) -> bytes:
@@ -758,9 +759,9 @@ def _binary_entry(key: str, paths: list[tuple[list[int], float, float]]) -> byte
             states[prev][1].append((w, len(states) - 1))
             prev = len(states) - 1
         states[prev] = (_CW.pack(g, a, 0), states[prev][1])
-    narcs = sum(len(arcs) for _, arcs in states)
+    # the header's arc count is 0, as OpenFst's own writer leaves it (readers do not use it)
     parts = [key.encode("utf-8"), b" ", _I32.pack(FST_MAGIC), _fst_string(b"vector"), _fst_string(COMPACT_ARC),
-             _HEAD.pack(VECTOR_VERSION, 0, PROPS_EXPANDED_MUTABLE, 0, len(states), narcs)]
+             _HEAD.pack(VECTOR_VERSION, 0, PROPS_EXPANDED_MUTABLE, 0, len(states), 0)]
     for final, arcs in states:
         parts.append(final)
         parts.append(_I64.pack(len(arcs)))

@@ -33,9 +33,15 @@ other stream except ``errors``. Options:
 
 * ``nj`` (int, default 1): number of jobs; at most the number of utterances.
 * ``words`` (path to ``words.txt``): map words to ids with this table (copied to
-  ``out/words.txt``); a word missing from it is an error. When ``None``, a Kaldi-style table is
-  generated in ``out/words.txt``: ``<eps> 0``, the words in code-point order from 1, then ``#0``,
-  ``<s>``, ``</s>``.
+  ``out/words.txt``); words missing from it are an error listing them. When ``None``, the table
+  the set was imported with (``meta['symbol_table']``: path, SHA-256, size, recorded by the
+  Kaldi importers) is used, and must still exist unchanged (:func:`resolve_table`); Kaldi's
+  scoring maps ids back with the recogniser's ``words.txt``, so an export never invents ids
+  where the recogniser has a table.
+* ``new_table`` (bool, default False): for a set without any recogniser table (ESPnet,
+  pocketsphinx, ...), generate a Kaldi-style table in ``out/words.txt``: ``<eps> 0``, the words
+  in code-point order from 1, then ``#0``, ``<s>``, ``</s>``. Without ``words``, a recorded
+  table or ``new_table``, the export stops with an error saying so.
 * ``acwt`` (float): the acoustic scale the costs are meant for; default
   ``nbs.meta['acoustic_scale']`` if present, else 0.1.
 
@@ -45,13 +51,19 @@ import) gets ``graph cost = -score - acwt * ac_cost`` instead, so that re-import
 ``acwt`` gives back the score; a warning counts those off by more than 1e-6 relative (smaller,
 rounding-level adjustments are logged at info level). Imported sets match exactly and are
 untouched. A set without both cost streams is written with ``graph cost = -score`` and
-``acoustic cost = 0``. Floats are written with
+``acoustic cost = 0``. A non-finite cost is written as 1e10 (:func:`cap_costs`: Kaldi's
+``linear-to-nbest`` cannot read ``Infinity`` or ``BadNumber`` in ``lmwt.*``/``acwt``; the
+hypothesis stays and ranks last in Kaldi too), with the true value in ``archives.J/nonfinite``
+(``<key> <cost file> <value>``, ignored by Kaldi), which the reader puts back, so the round trip
+stays exact; ``stream.<name>`` files (read only by this toolkit) keep non-finite values as they
+are. Floats are written with
 :func:`rescore.archive.format_float` (exact, Kaldi-readable), so read -> write -> read keeps
 utterances, texts and scores.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,6 +76,7 @@ from rescore.archive import (
     format_float,
     iter_lines,
     join_tokens,
+    parse_float,
     read_float_archive,
     split_key,
     write_lines,
@@ -85,7 +98,10 @@ COST_STREAMS = ("score", "ac_cost", "graph_cost", "lm_cost")
 #: Streams the writer does not export as stream.<name>.
 NOT_EXPORTED = {*COST_STREAMS, "errors"}
 #: Files the writer owns inside archives.J (stale ones are removed on rewrite).
-OWNED_FILES = {"words_text", "words", "ali", "lmwt.withlm", "lmwt.nolm", "lmwt.lmonly", "acwt"}
+OWNED_FILES = {"words_text", "words", "ali", "lmwt.withlm", "lmwt.nolm", "lmwt.lmonly", "acwt", "nonfinite"}
+NONFINITE_FILE = "nonfinite"
+#: Cost files read by Kaldi, whose non-finite values are written as COST_CAP (true value in NONFINITE_FILE)
+NONFINITE_COSTS = ("lmwt.withlm", "acwt", "lmwt.lmonly", "lmwt.nolm")
 _ASCII_WS = " \t\n\r\x0b\x0c"
 
 
@@ -137,6 +153,10 @@ def read(
         _add_job(builder, job, cols, acwt)
     _log_unread(job_dirs[0])
     meta = _meta(src, acwt, words, words_path, table is not None, len(job_dirs), lm_files, extra)
+    if words_path is not None:  # the recogniser's table: exports map words back to its ids
+        if not words_path.is_file():
+            raise InputError(words_path, None, "words.txt not found")
+        meta["symbol_table"] = table_record(words_path)
     nbs = builder.build(refs=refs, meta=meta)
     log.info(
         "read %d utterances, %d hypotheses from %s (%d job(s))",
@@ -152,7 +172,7 @@ def read(
 
 def _log_unread(jd: Path) -> None:
     """Say which files of a job are not imported (``ali``, new-LM scores, ...), so nothing goes unnoticed."""
-    used = OWNED_FILES - {"ali"}
+    used = OWNED_FILES - {"ali"}  # (nonfinite is read)
     unread = sorted(p.name for p in jd.iterdir() if not (p.name in used or p.name.startswith(STREAM_PREFIX)))
     if unread:
         log.info("%s: not imported: %s", jd, ", ".join(unread[:20]))
@@ -373,10 +393,18 @@ def _read_cost_files(
 ) -> dict[str, dict[str, float]]:
     """``{column: {key: value}}`` for withlm, acwt, the LM file and the extra streams of one job."""
     jd = job.path
-    cols = {"graph_cost": _read_keyed(jd / "lmwt.withlm", job), "ac_cost": _read_keyed(jd / "acwt", job)}
+    restore = _read_nonfinite(jd / NONFINITE_FILE, job)
+
+    def costs(name: str) -> dict[str, float]:
+        values = _read_keyed(jd / name, job)
+        for key, value in restore.get(name, {}).items():
+            values[key] = value
+        return values
+
+    cols = {"graph_cost": costs("lmwt.withlm"), "ac_cost": costs("acwt")}
     if lm_files is not None:
         name = lm_files[jd]
-        values = _read_keyed(jd / name, job)
+        values = costs(name)
         if name == "lmwt.nolm":
             graph = cols["graph_cost"]
             values = {k: graph[k] - v for k, v in values.items()}
@@ -384,6 +412,35 @@ def _read_cost_files(
     for name in extra:
         cols[name] = _read_keyed(jd / f"{STREAM_PREFIX}{name}", job)
     return cols
+
+
+def _read_nonfinite(path: Path, job: _Job) -> dict[str, dict[str, float]]:
+    """``{cost file: {key: value}}``: the non-finite costs the writer replaced by :data:`COST_CAP`.
+
+    Kaldi reads no non-finite cost, so :func:`write` puts ``COST_CAP`` in the cost files and the
+    true value in ``archives.J/nonfinite`` (``<key> <cost file> <value>``; Kaldi's scripts do not
+    read it), and reading puts the true value back: the round trip stays exact.
+    """
+    out: dict[str, dict[str, float]] = {}
+    if not path.is_file():
+        return out
+    for lineno, line in iter_lines(path):
+        fields = line.split()
+        if len(fields) != 3:
+            raise InputError(path, lineno, "expected '<key> <cost file> <value>'")
+        key, name = decode(fields[0], path, lineno), decode(fields[1], path, lineno)
+        if key not in job.keys:
+            raise InputError(path, lineno, f"key {key} is not in {job.text_path}")
+        if name not in NONFINITE_COSTS:
+            raise InputError(path, lineno, f"{name!r} is not a cost file ({', '.join(NONFINITE_COSTS)})")
+        try:
+            value = parse_float(fields[2])
+        except ValueError:
+            raise InputError(path, lineno, f"non-numeric value {fields[2].decode('utf-8', 'replace')!r}") from None
+        if math.isfinite(value):
+            raise InputError(path, lineno, f"value {value!r} is finite (the file lists non-finite costs only)")
+        out.setdefault(name, {})[key] = value
+    return out
 
 
 def _add_job(builder: NbestBuilder, job: _Job, cols: dict[str, dict[str, float]], acwt: float) -> None:
@@ -444,13 +501,24 @@ def _meta(
 
 
 def write(
-    nbs: NbestSet, out: str | Path, nj: int = 1, words: str | Path | None = None, acwt: float | None = None
+    nbs: NbestSet,
+    out: str | Path,
+    nj: int = 1,
+    words: str | Path | None = None,
+    acwt: float | None = None,
+    new_table: bool = False,
 ) -> list[Path]:
     """Write ``nbs`` as a decode-dir-like directory of Kaldi n-best archives; returns the files written."""
     out, acwt, blocks = writer_setup(nbs, out, nj, acwt)
+    words = resolve_table(nbs, words, new_table)
     nj = len(blocks)
     graph, ac = _costs(nbs, acwt)
     lm = nbs.streams.get("lm_cost")
+    with np.errstate(all="ignore"):
+        nolm = None if lm is None else graph - lm
+    raw = {"lmwt.withlm": graph, "acwt": ac, "lmwt.lmonly": lm, "lmwt.nolm": nolm}
+    graph, ac, lm, nolm = cap_costs(raw, nbs.num_hyps).values()
+    nonfinite = {name: ~np.isfinite(v) for name, v in raw.items() if v is not None and not np.isfinite(v).all()}
     extra = [n for n in nbs.streams if n not in NOT_EXPORTED]
     for name in extra:
         if not name or name.startswith(".") or "/" in name or any(c in name for c in _ASCII_WS):
@@ -492,15 +560,17 @@ def write(
             _write(jd / "acwt", _float_lines(k, ac[idx], trailing=True)),
         ]
         if lm is not None:
-            with np.errstate(all="ignore"):
-                nolm = graph[idx] - lm[idx]
-            written.append(_write(jd / "lmwt.nolm", _float_lines(k, nolm, trailing=True)))
+            written.append(_write(jd / "lmwt.nolm", _float_lines(k, nolm[idx], trailing=True)))
             written.append(_write(jd / "lmwt.lmonly", _float_lines(k, lm[idx], trailing=False)))
         for name in extra:
             written.append(
                 _write(jd / f"{STREAM_PREFIX}{name}", _float_lines(k, nbs.streams[name][idx], trailing=False))
             )
-        _remove_owned(jd, keep=files)
+        kept = [f"{k[n]} {name} {format_float(raw[name][i])}" for n, i in enumerate(idx)
+                for name, bad in nonfinite.items() if bad[i]]
+        if kept:  # the true values of the costs written as COST_CAP (see _read_nonfinite)
+            written.append(_write(jd / NONFINITE_FILE, kept))
+        _remove_owned(jd, keep=files | ({NONFINITE_FILE} if kept else set()))
     _remove_stale(out, nj)
     log.info("wrote %d utterances, %d hypotheses to %s (%d job(s))", nbs.num_utts, nbs.num_hyps, out, nj)
     return written
@@ -515,6 +585,40 @@ def _float_lines(keys: list[str], values: np.ndarray, trailing: bool) -> Iterabl
     """``key value`` lines; ``trailing`` adds the space Kaldi's own writers put after a value."""
     end = " " if trailing else ""
     return (f"{k} {format_float(v)}{end}" for k, v in zip(keys, values.tolist(), strict=True))
+
+
+COST_CAP = 1e10
+"""What the Kaldi writers put where a cost is not finite (see :func:`cap_costs`)."""
+
+
+def cap_costs(costs: dict[str, np.ndarray | None], num_hyps: int) -> dict[str, np.ndarray | None]:
+    """Costs as Kaldi can read them: every non-finite value (inf, -inf, NaN) becomes +COST_CAP.
+
+    Kaldi reads no ``Infinity`` or ``BadNumber`` in a scalar cost archive (``linear-to-nbest``
+    stops with "No LM cost for key ..."), and a path of infinite cost in a lattice is no path at
+    all, so an utterance whose hypotheses all have one would lose its 1-best. A hypothesis with a
+    non-finite score is ranked last here; a finite cost of 1e10, far above any real cost, keeps it
+    in the output and last in Kaldi's best path too, and no hypothesis is dropped. The number of
+    hypotheses changed is logged as a warning.
+    """
+    out: dict[str, np.ndarray | None] = {}
+    bad = np.zeros(num_hyps, dtype=bool)
+    for name, values in costs.items():
+        if values is None:
+            out[name] = None
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        fin = np.isfinite(values)
+        if fin.all():
+            out[name] = values
+            continue
+        bad |= ~fin
+        out[name] = np.where(fin, values, COST_CAP)
+    if bad.any():
+        log.warning("%d of %d hypotheses have a non-finite cost or score: written as cost %g (Kaldi reads no "
+                    "Infinity/BadNumber there), so they stay in the output and rank last", int(bad.sum()),
+                    num_hyps, COST_CAP)
+    return out
 
 
 def writer_setup(nbs: NbestSet, out: str | Path, nj: int, acwt: float | None) -> tuple[Path, float, list[tuple[int, int]]]:
@@ -579,8 +683,67 @@ def _costs(nbs: NbestSet, acwt: float) -> tuple[np.ndarray, np.ndarray]:
     return graph, ac
 
 
-def symbol_table(texts: list[str], words: str | Path | None) -> tuple[dict[str, int], list[str] | None]:
-    """``(symbol -> id, lines of out/words.txt)`` from the given table or a generated Kaldi-style one."""
+def table_record(path: str | Path) -> dict:
+    """What a set records of the symbol table it was imported with (``meta['symbol_table']``):
+    its absolute path, the SHA-256 of its bytes and its number of symbols."""
+    import hashlib
+
+    path = Path(path).resolve()
+    data = path.read_bytes()
+    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(),
+            "symbols": sum(1 for line in data.splitlines() if line.strip())}
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resolve_table(nbs: NbestSet, words: str | Path | None, new_table: bool = False) -> Path | None:
+    """The ``words.txt`` an export maps words to ids with, or None for a new table (``new_table``).
+
+    Kaldi scoring maps the exported ids back with the recogniser's ``$lang/words.txt``
+    (``utils/int2sym.pl``), so ids must never be invented where the recogniser has a table:
+
+    * ``words`` given: that table (a warning when the set was imported with another one);
+    * else the table the set was imported with (``meta['symbol_table']``), which must still exist
+      with the same content (SHA-256);
+    * else, with ``new_table``, a new Kaldi-style table written to ``OUT/words.txt`` (for sets
+      whose recogniser has no table, e.g. ESPnet or pocketsphinx output);
+    * else an error asking for one of the two.
+    """
+    rec = nbs.meta.get("symbol_table")
+    if words is not None:
+        words = Path(words)
+        if not words.is_file():
+            raise InputError(words, None, "words.txt not found")
+        if new_table:
+            raise InputError(words, None, "give either a words.txt or a new symbol table, not both")
+        if isinstance(rec, dict) and rec.get("sha256") and _digest(words) != rec["sha256"]:
+            log.warning("%s differs from the symbol table the set was imported with (%s, sha256 %s): word ids "
+                        "follow %s", words, rec.get("path"), str(rec["sha256"])[:12], words)
+        return words
+    if isinstance(rec, dict) and rec.get("path"):
+        path = Path(rec["path"])
+        if not path.is_file():
+            raise InputError(path, None, "the set was imported with this symbol table, which no longer exists; "
+                             "give words= (--words: the recogniser's words.txt)")
+        if rec.get("sha256") and _digest(path) != rec["sha256"]:
+            raise InputError(path, None, f"changed since the set was imported (sha256 {str(rec['sha256'])[:12]}..., now "
+                             f"{_digest(path)[:12]}...): word ids would differ from the recogniser's; give "
+                             "words= (--words) to use it as it is now")
+        return path
+    if new_table:
+        return None
+    raise InputError(None, None, "the set records no symbol table (it was not imported from Kaldi with a words.txt), and Kaldi "
+                     "scoring maps word ids back with the recogniser's words.txt: give words= (--words "
+                     "lang/words.txt; every word must be in it), or new_table=True (--new_symbol_table true) to "
+                     "write a new table to OUT/words.txt and score with that one")
+
+
+def symbol_table(texts: list[str], words: Path | None) -> tuple[dict[str, int], list[str] | None]:
+    """``(symbol -> id, lines of out/words.txt)`` from the given table or a new Kaldi-style one (``None``)."""
     if words is not None:
         path = Path(words)
         table = read_symbol_table(path)
@@ -593,18 +756,22 @@ def symbol_table(texts: list[str], words: str | Path | None) -> tuple[dict[str, 
 
 
 def to_ids(nbs: NbestSet, texts: list[str], sym2id: dict[str, int], words: str | Path | None) -> list[str]:
-    """Each hypothesis as space-joined word ids; a word missing from the table is an error."""
+    """Each hypothesis as space-joined word ids; words missing from the table are an error listing them."""
     out = []
+    missing: dict[str, int] = {}  # word -> first hypothesis index
     for i, t in enumerate(texts):
         ids = []
         for w in t.split(" ") if t else []:
             n = sym2id.get(w)
             if n is None:
-                raise InputError(
-                    words, None, f"word {w!r} (hypothesis {nbs.key(i)}) is not in the symbol table"
-                )
+                missing.setdefault(w, i)
+                continue
             ids.append(str(n))
         out.append(" ".join(ids))
+    if missing:
+        shown = ", ".join(f"word {w!r} (hypothesis {nbs.key(i)})" for w, i in list(missing.items())[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise InputError(words, None, f"{len(missing)} word(s) of the set are not in the symbol table: {shown}{more}")
     return out
 
 

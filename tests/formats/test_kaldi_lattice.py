@@ -100,9 +100,21 @@ def weight(w, compact: bool) -> bytes:
     return out
 
 
+HEADER = {"arcs": "openfst"}
+
+
+@pytest.fixture(autouse=True, params=["openfst", "counted"])
+def header_form(request):
+    """Every test runs with both binary header forms: the arc count at 0, as OpenFst's writer
+    leaves it (what real Kaldi lattices hold), and the true count."""
+    HEADER["arcs"] = request.param
+    yield request.param
+    HEADER["arcs"] = "openfst"
+
+
 def encode_fst(states: list, start: int = 0, compact: bool = True) -> bytes:
     """``states``: [(final weight or None, [(ilabel, olabel, weight, nextstate), ...]), ...]."""
-    narcs = sum(len(arcs) for _, arcs in states)
+    narcs = sum(len(arcs) for _, arcs in states) if HEADER["arcs"] == "counted" else 0
     out = i32(2125659606) + ostring(b"vector") + ostring(b"compactlattice44" if compact else b"lattice4")
     out += i32(2) + i32(0) + struct.pack("<Q", 3) + i64(start) + i64(len(states)) + i64(narcs)
     for final, arcs in states:
@@ -353,7 +365,7 @@ ROWS = [
 
 def test_text_form_line_by_line(tmp_path):
     nbs = make_set(ROWS)
-    files = kaldi_lattice.write(nbs, tmp_path / "out", binary=False)
+    files = kaldi_lattice.write(nbs, tmp_path / "out", binary=False, new_table=True)
     assert sorted(p.name for p in files) == ["lat.1.gz", "num_jobs", "words.txt"]
     assert (tmp_path / "out/num_jobs").read_text() == "1\n"
     assert (tmp_path / "out/words.txt").read_text().splitlines() == [
@@ -391,7 +403,7 @@ def test_text_form_line_by_line(tmp_path):
 @pytest.mark.parametrize("binary", [True, False])
 def test_round_trip(tmp_path, binary):
     nbs = make_set(ROWS)
-    kaldi_lattice.write(nbs, tmp_path / "out", nj=2, binary=binary)
+    kaldi_lattice.write(nbs, tmp_path / "out", nj=2, binary=binary, new_table=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["lat.1.gz", "lat.2.gz", "num_jobs", "words.txt"]
     back = kaldi_lattice.read(tmp_path / "out")
     assert back.utt_ids == nbs.utt_ids and list(back.keys()) == list(nbs.keys())
@@ -399,7 +411,7 @@ def test_round_trip(tmp_path, binary):
     for s in ("score", "graph_cost", "ac_cost"):
         assert back.streams[s] == pytest.approx(nbs.streams[s], rel=1e-6)
     # a later write with fewer jobs leaves no stale lat.2.gz behind
-    kaldi_lattice.write(nbs, tmp_path / "out", nj=1, binary=binary)
+    kaldi_lattice.write(nbs, tmp_path / "out", nj=1, binary=binary, new_table=True)
     assert not (tmp_path / "out/lat.2.gz").exists()
     assert kaldi_lattice.read(tmp_path / "out").num_hyps == nbs.num_hyps
 
@@ -415,7 +427,7 @@ def test_rescored_set_best_path_is_rescored_best(tmp_path, binary):
     graph, ac = kaldi_lattice.lattice_costs(nbs, 0.1)
     assert graph == pytest.approx(nbs.streams["graph_cost"] - bonus)
     assert ac.tolist() == nbs.streams["ac_cost"].tolist()
-    kaldi_lattice.write(nbs, tmp_path / "out", binary=binary)
+    kaldi_lattice.write(nbs, tmp_path / "out", binary=binary, new_table=True)
     back = kaldi_lattice.read(tmp_path / "out", acwt=0.1)
     best = nbs.best(nbs.streams["score"])
     # Kaldi's best path at LMWT = 1/acwt (lattice-best-path) is the rescored 1-best
@@ -435,7 +447,7 @@ def test_set_without_acoustic_costs(tmp_path):
     b.add("e1", 1, "SAT ON", {"score": -4.25})
     b.add("e1", 2, "CAT", {"score": -1.5})
     nbs = b.build()
-    kaldi_lattice.write(nbs, tmp_path / "out", binary=False)
+    kaldi_lattice.write(nbs, tmp_path / "out", binary=False, new_table=True)
     lines = gzip.decompress((tmp_path / "out/lat.1.gz").read_bytes()).decode().split("\n")
     assert lines[:7] == ["e1 ", "0\t1\t1", "0\t2\t3", "1\t1.5,0.0,", "2\t3\t2", "3\t4.25,0.0,", ""]
     back = kaldi_lattice.read(tmp_path / "out")
@@ -455,17 +467,20 @@ def test_writer_words_table_and_errors(tmp_path):
     with pytest.raises(InputError, match="'DOG'"):
         kaldi_lattice.write(nbs2, tmp_path / "out2", words=table)
     with pytest.raises(ValueError, match="nj=3"):
-        kaldi_lattice.write(nbs, tmp_path / "out3", nj=3)
+        kaldi_lattice.write(nbs, tmp_path / "out3", nj=3, new_table=True)
 
 
-def test_non_finite_scores_are_written_and_warned(tmp_path, caplog):
+def test_non_finite_scores_are_capped_and_warned(tmp_path, caplog):
     nbs = make_set(ROWS[:2])
     nbs.streams["score"][1] = -math.inf
     with caplog.at_level(logging.WARNING):
-        kaldi_lattice.write(nbs, tmp_path / "out", binary=False)
-    assert "non-finite" in caplog.text
+        kaldi_lattice.write(nbs, tmp_path / "out", binary=False, new_table=True)
+    assert "non-finite" in caplog.text and "1e+10" in caplog.text
     text = gzip.decompress((tmp_path / "out/lat.1.gz").read_bytes()).decode()
-    assert "Infinity,607.51," in text
+    # Kaldi drops a path of infinite cost: a finite cost far above any real one keeps it, last
+    assert "Infinity" not in text and "10000000000.0,607.51," in text
+    back = kaldi_lattice.read(tmp_path / "out", nbest=10)
+    assert back.num_hyps == nbs.num_hyps and back.streams["graph_cost"].max() == 1e10
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,3 +507,17 @@ def test_import_and_export_cli(tmp_path):
     # a missing word id: exit code 1 with the file and line
     put(d / "lat.1.gz", UTT1.replace("\t17\t", "\t99\t"), gz=True)
     assert import_nbest.main(argv[:-1] + [str(tmp_path / "set2")]) == 1
+
+
+def test_import_records_symbol_table_and_export_keeps_its_ids(tmp_path):
+    table = words(tmp_path)
+    nbs = kaldi_lattice.read(put(tmp_path / "lat", UTT1 + UTT2), nbest=3)
+    assert nbs.meta["symbol_table"]["path"] == str(table.resolve())
+    kaldi_lattice.write(nbs, tmp_path / "out", binary=False)  # no words=: the recorded table
+    assert (tmp_path / "out" / "words.txt").read_text() == WORDS_TXT
+    back = kaldi_lattice.read(tmp_path / "out", words=table, nbest=3)  # the recogniser's table reads it
+    assert list(back.texts) == list(nbs.texts)
+    del nbs.meta["symbol_table"]
+    with pytest.raises(InputError, match="records no symbol table"):
+        kaldi_lattice.write(nbs, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()

@@ -320,7 +320,7 @@ def lines(path: Path) -> list[str]:
 def test_writer_text_line_by_line(tmp_path):
     nbs = kaldi_nbest.read(example(tmp_path))
     out = tmp_path / "out"
-    files = kaldi_nbest.write(nbs, out)
+    files = kaldi_nbest.write(nbs, out, new_table=True)
     a = out / "archives.1"
     assert lines(out / "num_jobs") == ["1"]
     assert lines(out / "words.txt") == [
@@ -363,7 +363,7 @@ def test_writer_key_order_ranks_and_empty_hyp(tmp_path):
         b.add("a-x-1", k, f"w{k}", {"score": -float(k), "bert": float("nan")})
     nbs = b.build()
     out = tmp_path / "out"
-    kaldi_nbest.write(nbs, out)
+    kaldi_nbest.write(nbs, out, new_table=True)
     a = out / "archives.1"
     keys = [x.split(" ")[0] for x in lines(a / "words_text")]
     assert keys == ["z-utt-1", "z-utt-2", *[f"a-x-1-{k}" for k in range(1, 11)]]
@@ -395,7 +395,7 @@ def test_writer_splits_jobs_and_cleans_stale(tmp_path):
             b.add(f"u{u}", k, f"t{u} {k}", {"score": -float(u + k)})
     nbs = b.build()
     out = tmp_path / "out"
-    kaldi_nbest.write(nbs, out, nj=3)
+    kaldi_nbest.write(nbs, out, nj=3, new_table=True)
     assert lines(out / "num_jobs") == ["3"]
     utts = [
         sorted({x.split()[0].rsplit("-", 1)[0] for x in lines(out / f"archives.{j}" / "ali")})
@@ -404,11 +404,11 @@ def test_writer_splits_jobs_and_cleans_stale(tmp_path):
     assert utts == [["u0", "u1"], ["u2", "u3"], ["u4"]]
     back = kaldi_nbest.read(out)
     assert list(back.keys()) == list(nbs.keys())
-    kaldi_nbest.write(nbs, out, nj=2)  # archives.3 is removed, so the dir reads back
+    kaldi_nbest.write(nbs, out, nj=2, new_table=True)  # archives.3 is removed, so the dir reads back
     assert not (out / "archives.3").exists()
     assert list(kaldi_nbest.read(out).texts) == list(nbs.texts)
     with pytest.raises(ValueError, match="exceeds"):
-        kaldi_nbest.write(nbs, out, nj=6)
+        kaldi_nbest.write(nbs, out, nj=6, new_table=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ def assert_same(a, b, streams=("score",)):
 
 def test_round_trip_worked_example(tmp_path):
     a = kaldi_nbest.read(example(tmp_path, lmonly=True))
-    kaldi_nbest.write(a, tmp_path / "out")
+    kaldi_nbest.write(a, tmp_path / "out", new_table=True)
     b = kaldi_nbest.read(tmp_path / "out")
     assert_same(a, b, ("score", "ac_cost", "graph_cost", "lm_cost"))
     assert np.array_equal(a.streams["score"], b.streams["score"])  # exact, format_float is repr
@@ -449,7 +449,7 @@ def test_round_trip_unicode_empty_dashes_nonfinite(tmp_path):
     b.add("x", 1, "ÄÖ ü", {"score": math.nan, "ac_cost": math.nan, "graph_cost": 1, "lm_cost": 1, "bert": 1})
     a = b.build(meta={"acoustic_scale": 0.1})
     out = tmp_path / "out"
-    kaldi_nbest.write(a, out)
+    kaldi_nbest.write(a, out, new_table=True)
     assert lines(out / "archives.1" / "words_text")[0] == "sw02001-A_000098-001156-1 今日は 良い　天気 "
     back = kaldi_nbest.read(out)
     assert back.texts[0] == "今日は 良い　天気"  # U+3000 is not a separator
@@ -462,7 +462,7 @@ def test_round_trip_without_costs(tmp_path):
     b.add("u1", 2, "a", {"score": -11.0})
     b.add("u2", 1, "", {"score": -0.1})
     a = b.build()
-    kaldi_nbest.write(a, tmp_path / "out", nj=2)
+    kaldi_nbest.write(a, tmp_path / "out", nj=2, new_table=True)
     back = kaldi_nbest.read(tmp_path / "out", acwt=0.3)
     assert_same(a, back)
     assert back.streams["ac_cost"].tolist() == [0.0, 0.0, 0.0]
@@ -473,7 +473,7 @@ def test_round_trip_after_score_change_adjusts_graph_cost(tmp_path, caplog):
     a.streams["score"] = a.streams["score"].copy()
     a.streams["score"][1] += 7.5
     with caplog.at_level(logging.WARNING, logger="rescore"):
-        kaldi_nbest.write(a, tmp_path / "out")
+        kaldi_nbest.write(a, tmp_path / "out", new_table=True)
     assert "adjusted" in caplog.text and "1 of 3" in caplog.text
     b = kaldi_nbest.read(tmp_path / "out")
     assert_same(a, b)
@@ -485,7 +485,7 @@ def test_round_trip_after_score_change_adjusts_graph_cost(tmp_path, caplog):
 def test_round_trip_uses_meta_acoustic_scale(tmp_path, caplog):
     a = kaldi_nbest.read(example(tmp_path), acwt=0.08)
     with caplog.at_level(logging.WARNING, logger="rescore"):
-        kaldi_nbest.write(a, tmp_path / "out")  # acwt from meta: costs consistent, no adjustment
+        kaldi_nbest.write(a, tmp_path / "out", new_table=True)  # acwt from meta: costs consistent, no adjustment
     assert "adjusted" not in caplog.text
     b = kaldi_nbest.read(tmp_path / "out", acwt=0.08)
     assert np.array_equal(a.streams["graph_cost"], b.streams["graph_cost"])
@@ -496,6 +496,82 @@ def test_round_trip_score_changed_within_tolerance(tmp_path, caplog):
     a = kaldi_nbest.read(example(tmp_path))
     a.streams["score"] = a.streams["score"] * (1 + 1e-8)  # below the warning tolerance, still kept
     with caplog.at_level(logging.WARNING, logger="rescore"):
-        kaldi_nbest.write(a, tmp_path / "out")
+        kaldi_nbest.write(a, tmp_path / "out", new_table=True)
     assert "adjusted" not in caplog.text
     assert_same(a, kaldi_nbest.read(tmp_path / "out"))
+
+
+# --------------------------------------------------------------------------------------------
+# The recogniser's symbol table, and costs Kaldi can read
+# --------------------------------------------------------------------------------------------
+
+
+def test_import_records_symbol_table_and_export_reuses_it(tmp_path):
+    table = put(tmp_path / "lang" / "words.txt", WORDS_TXT)
+    nbs = kaldi_nbest.read(example(tmp_path, words_text=False), words=table)
+    rec = nbs.meta["symbol_table"]
+    assert rec["path"] == str(table.resolve()) and rec["symbols"] == 9 and len(rec["sha256"]) == 64
+    kaldi_nbest.write(nbs, tmp_path / "out")  # no words=: the recorded table, never a new one
+    assert lines(tmp_path / "out" / "archives.1" / "words") == WORDS.rstrip("\n").split("\n")
+    assert (tmp_path / "out" / "words.txt").read_text() == WORDS_TXT
+
+
+def test_export_refuses_without_a_usable_table(tmp_path):
+    nbs = kaldi_nbest.read(example(tmp_path))  # words_text: no table known
+    assert "symbol_table" not in nbs.meta
+    with pytest.raises(InputError, match="records no symbol table.*--new_symbol_table"):
+        kaldi_nbest.write(nbs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    table = put(tmp_path / "lang" / "words.txt", WORDS_TXT)
+    nbs = kaldi_nbest.read(example(tmp_path), words=table)
+    put(table, WORDS_TXT.replace("SAT 9021", "SAT 9000"))  # the lang dir changed since the import
+    with pytest.raises(InputError, match="changed since the set was imported"):
+        kaldi_nbest.write(nbs, tmp_path / "out")
+    table.unlink()
+    with pytest.raises(InputError, match="no longer exists"):
+        kaldi_nbest.write(nbs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_lists_every_word_missing_from_the_table(tmp_path):
+    nbs = kaldi_nbest.read(example(tmp_path))
+    table = put(tmp_path / "small.txt", "<eps> 0\nTHE 1\nCAT 2\nSAT 3\n")
+    with pytest.raises(InputError, match=r"2 word\(s\).*'ON'.*'A' \(hypothesis 2830-3980-0002-3\)"):
+        kaldi_nbest.write(nbs, tmp_path / "out", words=table)
+
+
+def test_nonfinite_costs_capped_for_kaldi_and_restored_on_read(tmp_path, caplog):
+    b = NbestBuilder(["score", "ac_cost", "graph_cost", "lm_cost"])
+    b.add("u1", 1, "a", {"score": -1.0, "ac_cost": 10.0, "graph_cost": 0.0, "lm_cost": 0.5})
+    b.add("u1", 2, "b", {"score": -math.inf, "ac_cost": 20.0, "graph_cost": 1.0, "lm_cost": math.inf})
+    b.add("u1", 3, "c", {"score": math.nan, "ac_cost": math.nan, "graph_cost": 1.0, "lm_cost": 1.0})
+    a = b.build(meta={"acoustic_scale": 0.1})
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        kaldi_nbest.write(a, out, new_table=True)
+    assert "2 of 3 hypotheses have a non-finite cost" in caplog.text
+    for name in ("lmwt.withlm", "acwt", "lmwt.nolm", "lmwt.lmonly"):
+        text = (out / "archives.1" / name).read_text()
+        assert "Infinity" not in text and "BadNumber" not in text and "nan" not in text.lower(), name
+    assert lines(out / "archives.1" / "lmwt.withlm")[1] == "u1-2 10000000000.0 "
+    assert lines(out / "archives.1" / "nonfinite") == [
+        "u1-2 lmwt.withlm Infinity", "u1-2 lmwt.lmonly Infinity", "u1-2 lmwt.nolm BadNumber",
+        "u1-3 acwt BadNumber"]
+    back = kaldi_nbest.read(out)
+    assert_same(a, back, ("score", "ac_cost", "lm_cost"))
+    assert back.streams["graph_cost"].tolist() == [0.0, math.inf, 1.0]  # the score wins (graph = -score - acwt * ac)
+    # a finite rewrite leaves no stale nonfinite file behind
+    a.streams["score"][1:] = [-2.0, -3.0]
+    a.streams["ac_cost"][2] = 30.0
+    a.streams["lm_cost"][1] = 0.25
+    kaldi_nbest.write(a, out, new_table=True)
+    assert not (out / "archives.1" / "nonfinite").exists()
+
+
+def test_nonfinite_file_checked(tmp_path):
+    d = example(tmp_path, nonfinite=f"{UTT}-9 acwt Infinity\n")
+    with pytest.raises(InputError, match=r"nonfinite:1: key 2830-3980-0002-9 is not in"):
+        kaldi_nbest.read(d)
+    d = example(tmp_path, nonfinite=f"{UTT}-1 acwt 3.5\n")
+    with pytest.raises(InputError, match="is finite"):
+        kaldi_nbest.read(d)

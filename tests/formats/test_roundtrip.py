@@ -44,13 +44,13 @@ def same(a, b):
         assert x == y or (math.isnan(x) and math.isnan(y)), (k, x, y)
 
 
-def round_trip(tmp_path, nbs, fmt, export_name, import_extra=()):
+def round_trip(tmp_path, nbs, fmt, export_name, import_extra=(), export_extra=()):
     src = tmp_path / "a"
     save_set(nbs, src)
     b = tmp_path / "b"
     assert import_nbest.main(["--verbose", "0", "--format", "setdir", str(src), str(b)]) == 0
     exported = tmp_path / export_name
-    assert export_nbest.main(["--verbose", "0", "--format", fmt, str(b), str(exported)]) == 0
+    assert export_nbest.main(["--verbose", "0", "--format", fmt, *export_extra, str(b), str(exported)]) == 0
     d = tmp_path / "d"
     assert import_nbest.main(["--verbose", "0", "--format", fmt, *import_extra, str(exported), str(d)]) == 0
     first, back = load_set(b), load_set(d)
@@ -75,7 +75,7 @@ def test_kaldi_nbest_round_trip(tmp_path_factory, nbs):
     tmp = tmp_path_factory.mktemp("rt")
     refs = tmp / "ref.txt"
     refs.write_text("".join(f"{u} {t}\n" for u, t in nbs.refs.items()), encoding="utf-8")
-    round_trip(tmp, nbs, "kaldi-nbest", "decode", ["--text", str(refs)])
+    round_trip(tmp, nbs, "kaldi-nbest", "decode", ["--text", str(refs)], ["--new_symbol_table", "true"])
 
 
 @settings_
