@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,13 +37,80 @@ def iter_lines(path: str | Path, allow_empty: bool = False) -> Iterator[tuple[in
     unless ``allow_empty``. UTF-8 validity is checked by :func:`decode`.
     """
     with open_binary(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            if raw.endswith(b"\r\n") or raw.endswith(b"\r"):
-                raise InputError(path, lineno, "CRLF (Windows) line end; convert with dos2unix")
-            line = raw[:-1] if raw.endswith(b"\n") else raw
-            if not allow_empty and not line.strip(_ASCII_WS):
-                raise InputError(path, lineno, "empty line")
-            yield lineno, line
+        yield from _checked_lines(f, path, allow_empty)
+
+
+def _checked_lines(f: Iterable[bytes], name: str | Path, allow_empty: bool) -> Iterator[tuple[int, bytes]]:
+    for lineno, raw in enumerate(f, 1):
+        if raw.endswith(b"\r\n") or raw.endswith(b"\r"):
+            raise InputError(name, lineno, "CRLF (Windows) line end; convert with dos2unix")
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        if not allow_empty and not line.strip(_ASCII_WS):
+            raise InputError(name, lineno, "empty line")
+        yield lineno, line
+
+
+#: Options of a Kaldi rspecifier (``ark,s,cs:``) that change nothing for reading a whole text archive
+RSPECIFIER_OPTIONS = frozenset({"t", "b", "s", "ns", "cs", "ncs", "p", "np", "o", "no", "f", "nf", "bg"})
+_RSPEC = re.compile(r"(ark|scp)((?:,[a-z]+)*):(.*)", re.DOTALL)
+
+
+def read_rspecifier(spec: str) -> tuple[str, bytes]:
+    """The bytes a Kaldi rspecifier names, and the name to report errors with.
+
+    Accepted, as Kaldi's table readers accept them: ``ark:FILE``, ``ark,t:``, ``ark,s,cs:`` and
+    the other read options (:data:`RSPECIFIER_OPTIONS`; they do not change what a whole text
+    archive holds), ``ark:-`` (standard input), ``ark:COMMAND |`` (a pipe, run with ``sh -c``
+    as Kaldi does) and, as a convenience, a plain path or ``-``. Refused with an
+    :class:`InputError`: ``scp:`` lists, unknown options, an output pipe (``ark:| ...``), a
+    byte offset (``ark:FILE:123``) and a command that fails.
+    """
+    import subprocess
+    import sys
+
+    m = _RSPEC.fullmatch(spec)
+    rx = spec
+    if m is not None:
+        kind, opts, rx = m.group(1), [o for o in m.group(2).split(",") if o], m.group(3)
+        if kind == "scp":
+            raise InputError(spec, None, "scp: rspecifiers (lists of archives) are not read here; give the "
+                             "archive itself (ark:FILE)")
+        bad = [o for o in opts if o not in RSPECIFIER_OPTIONS]
+        if bad:
+            raise InputError(spec, None, f"unknown rspecifier option(s) {', '.join(bad)} (Kaldi's are "
+                             f"{', '.join(sorted(RSPECIFIER_OPTIONS))})")
+    rx = rx.strip()
+    if rx in ("", "-"):
+        return "standard input", sys.stdin.buffer.read()
+    if rx.endswith("|"):
+        p = subprocess.run(["sh", "-c", rx[:-1]], capture_output=True)
+        if p.returncode != 0:
+            err = p.stderr.decode("utf-8", "replace").strip()[-500:]
+            raise InputError(spec, None, f"the command failed (exit code {p.returncode}){': ' + err if err else ''}")
+        return f"{rx[:-1].strip()} |", p.stdout
+    if rx.startswith("|"):
+        raise InputError(spec, None, "'| command' is an output pipe (a wspecifier); to read a command's output "
+                         "write 'command |'")
+    path = Path(rx)
+    if not path.is_file():
+        if re.search(r":\d+$", rx) and Path(rx.rsplit(":", 1)[0]).is_file():
+            raise InputError(spec, None, "byte offsets into an archive (FILE:OFFSET) are not read here")
+        raise InputError(rx, None, "not found" if not path.exists() else "not a file")
+    with open_binary(path) as f:
+        return rx, f.read()
+
+
+def read_transcripts(spec: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """``(name, [(line, key, text)])`` of a Kaldi ``text`` archive named by an rspecifier, in file
+    order; duplicate keys are kept (callers decide), text tokens re-joined by single spaces."""
+    import io
+
+    name, data = read_rspecifier(spec)
+    out = []
+    for lineno, line in _checked_lines(io.BytesIO(data), name, allow_empty=False):
+        key, rest = split_key(line)
+        out.append((lineno, decode(key, name, lineno), decode(join_tokens(rest), name, lineno)))
+    return name, out
 
 
 def decode(data: bytes, path: str | Path, lineno: int) -> str:

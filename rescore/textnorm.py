@@ -13,8 +13,11 @@ a comma-separated list of flags, applied in this order:
 ``punct``    remove punctuation characters (apostrophes inside words are kept).
 
 CER (``metric='cer'``) is computed over characters with every whitespace removed, as Kaldi's
-``score_kaldi_cer.sh`` and ESPnet's CSJ scoring do; bracketed tokens that survive the filters
-count as one unit each.
+``score_kaldi_cer.sh`` and ESPnet's CSJ scoring do; a token that survives the filters and
+contains ``[...]``, ``<...>`` or ``!SIL`` counts as one unit, as ``score_kaldi_cer.sh`` keeps it
+whole (``[laughter]-yes``, ``a[b]c``). One difference from that script: a Unicode space inside a
+token (U+3000) is not counted here, as in ESPnet's Japanese scoring; the script counts it as a
+character.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ EN_FILLERS = frozenset({"uh", "um", "er", "ah", "eh", "hmm", "mm", "uhm", "erm",
 JA_FILLERS = frozenset({"えー", "えーと", "えっと", "あー", "あの", "あのー", "うーん", "うん", "まー", "そのー", "んー", "ええ"})
 
 _BRACKETED = re.compile(r"^(<[^<>]*>|\[[^\[\]]*\]|!SIL)$")
+
+
+#: Tokens that Kaldi's ``score_kaldi_cer.sh`` keeps whole when it splits words into characters:
+#: any token containing ``[...]``, ``<...>`` or ``!SIL`` (``[laughter]-yes``, ``a[b]c``, ``<s>x</s>``)
+_CER_WHOLE = re.compile(r"\[.*\]|<.*>|!SIL")
 
 
 def is_bracketed(token: str) -> bool:
@@ -111,7 +119,7 @@ class Normalizer:
             raise ValueError(f"unknown metric {metric!r} (wer or cer)")
         out: list[str] = []
         for t in toks:
-            if is_bracketed(t):
+            if _CER_WHOLE.search(t):
                 out.append(t)
             else:
                 out.extend(c for c in t if not c.isspace())

@@ -123,9 +123,9 @@ class WerResult:
         """The three stdout lines of ``compute-wer`` (labelled %WER even for CER, like Kaldi)."""
         partial = " [PARTIAL]" if self.absent else ""
         return [
-            f"%WER {self.rate:.2f} [ {self.errors} / {self.ref_units}, {self.ins} ins, "
+            f"%WER {kaldi_percent(self.errors, self.ref_units)} [ {self.errors} / {self.ref_units}, {self.ins} ins, "
             f"{self.dels} del, {self.subs} sub ]{partial}",
-            f"%SER {self.ser:.2f} [ {self.sent_errs} / {self.sents} ]",
+            f"%SER {kaldi_percent(self.sent_errs, self.sents)} [ {self.sent_errs} / {self.sents} ]",
             f"Scored {self.sents} sentences, {self.absent} not present in hyp.",
         ]
 
@@ -137,15 +137,26 @@ class WerResult:
         }
 
 
+def kaldi_percent(num: int, den: int) -> str:
+    """``100 * num / den`` printed as ``compute-wer`` prints it: computed from single-precision
+    operands and stored in a float (``BaseFloat``), two decimals; ``-nan`` for 0 / 0 (the x86
+    default NaN has its sign bit set) and ``inf`` for n / 0."""
+    if den == 0:
+        return "-nan" if num == 0 else "inf"
+    rate = np.float32(100.0 * float(np.float32(num)) / float(np.float32(den)))
+    return f"{float(rate):.2f}"
+
+
 class AbsentHypothesisError(KeyError):
     pass
 
 
-def score_texts(refs: dict[str, str], hyps: dict[str, str], norm: Normalizer | None = None,
-                metric: str = "wer", mode: str = "present") -> WerResult:
+def score_texts(refs: dict[str, str] | list[tuple[str, str]], hyps: dict[str, str],
+                norm: Normalizer | None = None, metric: str = "wer", mode: str = "present") -> WerResult:
     """Score hypotheses against references the way ``compute-wer --mode=MODE`` does.
 
-    Iterates over the references; a reference without hypothesis is skipped (``present``),
+    Iterates over the references (a dict, or ``(utt, text)`` pairs in file order, where a key may
+    repeat: Kaldi scores each line); a reference without hypothesis is skipped (``present``),
     scored against an empty hypothesis (``all``), or an error (``strict``). Hypotheses without
     a reference are ignored, as Kaldi does.
     """
@@ -153,7 +164,7 @@ def score_texts(refs: dict[str, str], hyps: dict[str, str], norm: Normalizer | N
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     norm = norm or Normalizer()
     res = WerResult()
-    for utt, ref in refs.items():
+    for utt, ref in refs.items() if isinstance(refs, dict) else refs:
         if utt not in hyps:
             if mode == "strict":
                 raise AbsentHypothesisError(f"no hypothesis for key {utt} and mode strict")

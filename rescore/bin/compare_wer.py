@@ -2,8 +2,8 @@
 
     python -m rescore.bin.compare_wer [--cer] [--norm FLAGS] [--replicates 1000] [--seed 0] REF HYP1 HYP2
 
-Like Kaldi's ``compute-wer-bootci``: REF, HYP1 and HYP2 are Kaldi ``text`` files (``ark:``
-prefixes and ``-`` accepted as by ``compute_wer``); both hypotheses are scored on the same
+Like Kaldi's ``compute-wer-bootci``: REF, HYP1 and HYP2 are Kaldi ``text`` archives (rspecifiers
+or paths, as ``compute_wer`` reads them; keys must be unique); both hypotheses are scored on the same
 utterances (every reference must have a hypothesis in both: ``strict``), the utterances are
 resampled with replacement ``--replicates`` times, and it prints each system's error rate, the
 change ``HYP2 - HYP1`` in absolute points with its percentile confidence interval, the share of
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from rescore.bin.common import norm_arg, parser, run
-from rescore.bin.compute_wer import _read
+from rescore.bin.compute_wer import read_unique
 from rescore.rescoring import bootstrap_changes, percentile_ci
 from rescore.textnorm import Normalizer
 from rescore.wer import AbsentHypothesisError, score_texts
@@ -84,7 +84,7 @@ def body(args) -> int:
         raise SystemExit("compare_wer: --replicates must be >= 1")
     if not 0 < args.level < 1:
         raise SystemExit("compare_wer: --level must be in (0, 1)")
-    refs, h1, h2 = _read(args.ref), _read(args.hyp1), _read(args.hyp2)
+    refs, h1, h2 = read_unique(args.ref), read_unique(args.hyp1), read_unique(args.hyp2)
     try:
         res = compare(refs, h1, h2, Normalizer.parse(args.norm), "cer" if args.cer else "wer", args.replicates,
                       args.seed, args.level)

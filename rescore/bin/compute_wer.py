@@ -2,20 +2,25 @@
 
     python -m rescore.bin.compute_wer [--cer] [--mode present|all|strict] [--norm FLAGS] REF HYP
 
-REF and HYP are Kaldi ``text`` files ("<utt> w1 w2 ..."; ``ark:``/``ark,t:`` prefixes and ``-``
-for stdin are accepted). Prints the three ``compute-wer`` lines (%WER, %SER, Scored ...) with
-Kaldi's totals and ins/del/sub split. Mode ``present`` (the default, as Kaldi's scoring scripts
-use) skips references without hypothesis, ``all`` scores them as deletions, ``strict`` fails.
+REF and HYP are Kaldi ``text`` archives ("<utt> w1 w2 ...") given as rspecifiers, as to Kaldi's
+``compute-wer``: ``ark:FILE``, ``ark,t:``/``ark,s,cs:`` and Kaldi's other read options,
+``ark:-`` or ``-`` (standard input), ``'ark:gunzip -c hyp.gz |'`` (a pipe), or a plain path;
+``scp:`` is refused with a message. Prints the three ``compute-wer`` lines (%WER, %SER, Scored
+...) with Kaldi's totals, ins/del/sub split and printing (rates in single precision, ``-nan``
+with no reference words). Mode ``present`` (the default, as Kaldi's scoring scripts use) skips
+references without hypothesis, ``all`` scores them as deletions, ``strict`` fails. As in Kaldi,
+a reference key that repeats is scored once per line and a repeated hypothesis key uses its
+first line (both are warned about). ``--cer`` splits words into characters as Kaldi's
+``score_kaldi_cer.sh`` does (a token containing ``[...]``, ``<...>`` or ``!SIL`` stays whole).
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
-from rescore.archive import read_text_dict
-from rescore.bin.common import norm_arg, parser, run
+from rescore.archive import read_transcripts
+from rescore.bin.common import log, norm_arg, parser, run
+from rescore.exceptions import InputError
 from rescore.textnorm import Normalizer
 from rescore.wer import MODES, AbsentHypothesisError, score_texts
 
@@ -25,27 +30,48 @@ def get_parser():
     p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
     p.add_argument("--mode", choices=MODES, default="present", help="references without hypothesis (default present)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to both sides, e.g. lower,punct (default none)")
-    p.add_argument("ref")
-    p.add_argument("hyp")
+    p.add_argument("ref", help="reference rspecifier or file")
+    p.add_argument("hyp", help="hypothesis rspecifier or file")
     return p
 
 
-def _read(spec: str) -> dict[str, str]:
-    for prefix in ("ark,t:", "ark,p:", "ark:"):
-        if spec.startswith(prefix):
-            spec = spec[len(prefix):]
-    if spec == "-":
-        with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
-            f.write(sys.stdin.buffer.read())
-        try:
-            return read_text_dict(f.name)
-        finally:
-            Path(f.name).unlink()
-    return read_text_dict(spec)
+def read_kaldi_table(spec: str, first_wins: bool) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """``(entries in file order, {key: text})`` of a text rspecifier, the way Kaldi's readers take
+    repeated keys: every entry is kept in order (a sequential reader), and the mapping holds each
+    key's first entry (a random-access reader); a repeated key is warned about, naming the lines."""
+    name, rows = read_transcripts(spec)
+    entries = [(key, text) for _, key, text in rows]
+    first: dict[str, str] = {}
+    where: dict[str, int] = {}
+    repeats = []
+    for lineno, key, text in rows:
+        if key in first:
+            repeats.append(f"{key} (lines {where[key]} and {lineno})")
+            if not first_wins:
+                first[key] = text
+            continue
+        first[key], where[key] = text, lineno
+    if repeats:
+        use = "its first line is used" if first_wins else "every line is scored"
+        log.warning("%s: %d repeated key(s); as in Kaldi, %s: %s", name, len(repeats), use,
+                    ", ".join(repeats[:5]) + (", ..." if len(repeats) > 5 else ""))
+    return entries, first
+
+
+def read_unique(spec: str) -> dict[str, str]:
+    """``{key: text}`` of a text rspecifier whose keys must be unique (an error names the line)."""
+    name, rows = read_transcripts(spec)
+    out: dict[str, str] = {}
+    for lineno, key, text in rows:
+        if key in out:
+            raise InputError(name, lineno, f"duplicate key {key!r}")
+        out[key] = text
+    return out
 
 
 def body(args) -> int:
-    refs, hyps = _read(args.ref), _read(args.hyp)
+    refs, _ = read_kaldi_table(args.ref, first_wins=False)
+    _, hyps = read_kaldi_table(args.hyp, first_wins=True)
     try:
         res = score_texts(refs, hyps, Normalizer.parse(args.norm), "cer" if args.cer else "wer", args.mode)
     except AbsentHypothesisError as e:

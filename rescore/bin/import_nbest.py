@@ -37,7 +37,7 @@ FORMAT_OPTIONS = {
     "missing_score": (MLM, dict(choices=["error", "zero"], help="hypotheses without a score (default error)")),
     "pattern": (HYPR | SLF, dict(help="glob of files to read when SRC is a directory")),
     "manifest": (NEMO, dict(type=Path, help="the eval manifest (JSON lines) the beams file follows")),
-    "beam_size": (NEMO, dict(type=int, help="lines per utterance (default: inferred)")),
+    "beam_size": (NEMO, dict(type=int, help="beams per utterance (default: the width in NeMo's file name preds_out_width<B>_...; never inferred from the counts)")),
     "score_sign": (NEMO, dict(choices=["auto", "logprob", "cost"], help="sign of the score column (default auto)")),
     "nan_is_empty": (NEMO, dict(type=str2bool, help="read the text 'nan' as an empty hypothesis (default false)")),
     "utt_id_field": (NEMO, dict(help="manifest field holding utterance ids")),

@@ -16,8 +16,11 @@ Import only (there is no ``write``)::
 ``refs``
     ``{utt: reference}``; default: the manifest's ``text`` (``None`` if no entry has one).
 ``beam_size``
-    ``B``; default: inferred as TSV lines / manifest entries, which must divide exactly. When
-    given, the TSV must have exactly ``B`` × entries lines.
+    ``B``; default: the beam width in NeMo's file name (``preds_out_width<B>_...``; also
+    ``size<B>``). Either way the TSV must have exactly ``B`` × entries lines, which proves the
+    grouping (NeMo writes at most ``B`` per utterance); otherwise the error names the file and
+    its last line. ``B`` is never inferred from the counts: with no utterance ids, a file whose
+    utterances have 4, 4 and 1 beams would be regrouped as 3, 3, 3 without a trace.
 ``score_sign``
     ``"logprob"``: the column is a log score, kept; ``"cost"``: it is a cost, negated;
     ``"auto"`` (default): decided from the order within each utterance: every group
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -242,20 +246,38 @@ def read_beams(path: Path, nan_is_empty: bool = False) -> tuple[list[bytes], np.
     return texts, np.array(scores, dtype=np.float64), nan_texts
 
 
+_NAMED_WIDTH = re.compile(r"preds_out_(?:width|size)([1-9][0-9]*)_")
+
+
 def _beam_size(src: Path, manifest: Path, n_lines: int, n_entries: int,
                beam_size: int | None) -> tuple[int, bool]:
+    """``(B, taken from the file name)``. The lines can only be assigned to utterances when B is
+    known: NeMo writes at most B beams per utterance and no utterance ids, so ``lines == B x
+    entries`` proves that every utterance has exactly B. A B inferred by dividing the counts
+    proves nothing (beams 4, 4, 1 would pass as 3, 3, 3), so it is never used."""
+    named = None
+    m = _NAMED_WIDTH.search(src.name)
+    if m is not None:
+        named = int(m.group(1))
     if beam_size is not None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, not {beam_size}")
-        if n_lines != beam_size * n_entries:
-            raise InputError(src, None, f"{n_lines} lines, but beam_size {beam_size} x {n_entries} manifest "
-                                        f"entries ({manifest}) = {beam_size * n_entries}")
-        return beam_size, False
-    if n_lines == 0 or n_lines % n_entries:
-        raise InputError(src, None, f"cannot infer the beam size: {n_lines} lines is not a multiple of the "
-                                    f"{n_entries} manifest entries of {manifest}; wrong manifest, or "
-                                    "pass beam_size")
-    return n_lines // n_entries, True
+        if named is not None and named != beam_size:
+            log.warning("%s: beam_size %d given, but the file name says %d", src, beam_size, named)
+        b, how = beam_size, "beam_size"
+    elif named is not None:
+        b, how = named, "the beam width in the file name"
+    else:
+        raise InputError(src, None, f"{n_lines} lines for {n_entries} manifest entries ({manifest}), and the beam "
+                         "size is neither given nor in the file name (NeMo's preds_out_width<B>_...tsv): pass "
+                         "beam_size (--beam_size). It is never inferred from the counts: NeMo writes no utterance "
+                         "ids, so a wrong grouping would move hypotheses to other utterances")
+    if n_lines != b * n_entries:
+        short = " (some utterances have fewer beams)" if n_lines < b * n_entries else ""
+        raise InputError(src, n_lines, f"the file ends after {n_lines} lines, but beam size {b} (from {how}) x "
+                         f"{n_entries} manifest entries ({manifest}) = {b * n_entries}{short}: NeMo writes no "
+                         "utterance ids, so the lines cannot be assigned to utterances")
+    return b, named is not None and beam_size is None
 
 
 def decide_sign(groups: np.ndarray, requested: str, src: Path, utt_ids: list[str], b: int) -> str:
@@ -308,7 +330,7 @@ def _meta(src: Path, manifest: Path, b: int, inferred: bool, requested: str, sig
             "options": {
                 "manifest": str(manifest),
                 "beam_size": b,
-                "beam_size_inferred": inferred,
+                "beam_size_inferred": inferred,  # true: from the file name
                 "score_sign": requested,
                 "score_sign_used": sign,
                 "nan_is_empty": nan_is_empty,

@@ -27,7 +27,39 @@ def test_compute_wer_cer_and_norm(tmp_path, capsys):
 
 
 def test_compute_wer_bad_input_names_file_and_line(tmp_path, capsys):
-    ref = write(tmp_path / "ref", "u1 a\nu1 b\n")
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"u1 a\nu2 b\xff\n")
     hyp = write(tmp_path / "hyp", "u1 a\n")
     assert compute_wer.main([str(ref), str(hyp)]) == 1
-    assert f"{ref}:2: duplicate key 'u1'" in capsys.readouterr().err
+    assert f"{ref}:2: invalid UTF-8" in capsys.readouterr().err
+
+
+def test_repeated_keys_as_kaldi_with_a_warning(tmp_path, capsys, caplog):
+    # compute-wer reads REF sequentially (each line scored) and HYP by key (the first line wins)
+    ref = write(tmp_path / "ref", "u1 a b c\nu2 a b\nu1 x y\n")
+    hyp = write(tmp_path / "hyp", "u1 a b c\nu2 a\nu2 a b\n")
+    assert compute_wer.main([str(ref), str(hyp)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "%WER 57.14 [ 4 / 7, 1 ins, 1 del, 2 sub ]", "%SER 66.67 [ 2 / 3 ]", "Scored 3 sentences, 0 not present in hyp."]
+    assert f"{ref}: 1 repeated key(s)" in caplog.text and "u1 (lines 1 and 3)" in caplog.text
+    assert f"{hyp}: 1 repeated key(s)" in caplog.text and "its first line is used" in caplog.text
+
+
+def test_rspecifiers(tmp_path, capsys, monkeypatch):
+    import gzip
+    import io
+
+    ref = write(tmp_path / "ref", "u1 a b\n")
+    (tmp_path / "hyp.gz").write_bytes(gzip.compress(b"u1 a c\n"))
+    want = "%WER 50.00 [ 1 / 2, 0 ins, 0 del, 1 sub ]"
+    for spec in (f"ark,s,cs:{ref}", f"ark,t:{ref}", f"ark:cat {ref} |"):
+        assert compute_wer.main([spec, f"ark:gunzip -c {tmp_path / 'hyp.gz'} |"]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == want
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"u1 a c\n")))
+    assert compute_wer.main([str(ref), "ark:-"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == want
+    for spec, msg in ((f"scp:{ref}", "scp: rspecifiers"), (f"ark,zz:{ref}", "unknown rspecifier option(s) zz"),
+                      ("ark:false |", "the command failed (exit code 1)"), (f"ark:{ref}:12", "byte offsets"),
+                      (f"ark:| cat {ref}", "output pipe"), (f"ark:{tmp_path}/nothing", "not found")):
+        assert compute_wer.main([spec, str(ref)]) == 1, spec
+        assert msg in capsys.readouterr().err, spec

@@ -75,8 +75,8 @@ def test_three_utterances_beam2(files):
     np.testing.assert_array_equal(nbs.best(nbs.streams["score"]), [0, 2, 4])  # tie -> lower k
 
 
-def test_inferred_beam_size_and_roundtrip(files, tmp_path):
-    beams, manifest = files
+def test_beam_size_from_the_file_name_and_roundtrip(files, tmp_path):
+    beams, manifest = files  # preds_out_size2_...: NeMo names its file by the beam width
     nbs = nemo.read(beams, manifest=manifest)
     assert nbs.meta["source"]["options"]["beam_size"] == 2
     assert nbs.meta["source"]["options"]["beam_size_inferred"] is True
@@ -100,11 +100,26 @@ def test_wrong_line_count(tmp_path, files):
         nemo.read(files[0], manifest=manifest, beam_size=3)
 
 
+@pytest.mark.parametrize("sign", ["logprob", "auto"])
+def test_uneven_beams_are_never_regrouped(tmp_path, files, sign):
+    # 4, 4 and 1 beams (NeMo writes fewer than the width when the search finds fewer): 9 lines for
+    # 3 utterances divide into 3 + 3 + 3, which would move hypotheses to other utterances
+    _, manifest = files
+    rows = [(f"a{k}", -k) for k in range(4)] + [(f"b{k}", -k) for k in range(4)] + [("c", -1.0)]
+    beams = write_beams(tmp_path / "beams.tsv", rows)
+    with pytest.raises(InputError, match=r"beams.tsv: 9 lines for 3 manifest entries.*never inferred"):
+        nemo.read(beams, manifest=manifest, score_sign=sign)
+    named = write_beams(tmp_path / "preds_out_width4_alpha1.0_beta0.0.tsv", rows)
+    with pytest.raises(InputError, match=r"width4_alpha1.0_beta0.0.tsv:9: the file ends after 9 lines, but beam "
+                                         r"size 4 \(from the beam width in the file name\) x 3 .* = 12 \(some"):
+        nemo.read(named, manifest=manifest, score_sign=sign)
+
+
 def test_cost_ordered_is_negated(tmp_path, files, caplog):
     _, manifest = files
     costs = [(t, -s) for t, s in BEAMS]
     costs[4], costs[5] = ("", 1.5), ("he", 2.75)  # ascending within every utterance
-    beams = write_beams(tmp_path / "cost.tsv", costs)
+    beams = write_beams(tmp_path / "preds_out_width2_alpha0.5_beta1.0.cost.tsv", costs)
     with caplog.at_level(logging.WARNING, logger="rescore"):
         nbs = nemo.read(beams, manifest=manifest)
     assert "negated" in caplog.text
@@ -122,7 +137,7 @@ def test_mixed_order_is_an_error(tmp_path, files):
     _, manifest = files
     mixed = list(BEAMS)
     mixed[4], mixed[5] = ("", -2.75), ("he", -1.5)  # third utterance ascending, first descending
-    beams = write_beams(tmp_path / "mixed.tsv", mixed)
+    beams = write_beams(tmp_path / "preds_out_width2_mixed.tsv", mixed)
     with pytest.raises(InputError) as e:
         nemo.read(beams, manifest=manifest)
     msg = str(e.value)
@@ -136,7 +151,7 @@ def test_mixed_order_is_an_error(tmp_path, files):
 
 def test_all_constant_and_nan_scores_are_logprob(tmp_path, files):
     _, manifest = files
-    beams = write_beams(tmp_path / "c.tsv", [("a", -1.0), ("b", -1.0), ("c", float("nan")), ("d", -2.0),
+    beams = write_beams(tmp_path / "preds_out_width2_c.tsv", [("a", -1.0), ("b", -1.0), ("c", float("nan")), ("d", -2.0),
                                              ("e", float("-inf")), ("f", float("-inf"))])
     nbs = nemo.read(beams, manifest=manifest)
     assert nbs.meta["source"]["options"]["score_sign_used"] == "logprob"
@@ -147,7 +162,7 @@ def test_nan_is_empty(tmp_path, files, caplog):
     _, manifest = files
     rows = list(BEAMS)
     rows[4] = ("nan", -1.5)  # how pandas writes an empty hypothesis back
-    beams = write_beams(tmp_path / "scores.tsv", rows)
+    beams = write_beams(tmp_path / "preds_out_width2_scores.tsv", rows)
     assert nemo.read(beams, manifest=manifest).texts[4] == "nan"
     with caplog.at_level(logging.INFO, logger="rescore"):
         nbs = nemo.read(beams, manifest=manifest, nan_is_empty=True)
@@ -162,7 +177,7 @@ def test_quotes_tabs_and_duplicates(tmp_path, files, caplog):
     rows[0] = ('he said "mister quilter', -4.25)
     rows[1] = ('he said "mister quilter', -6.5)  # a duplicate text is its own entry
     rows[2] = ("nor is\tmister", -3.0)  # a tab inside the text: split at the last tab
-    beams = write_beams(tmp_path / "q.tsv", rows)
+    beams = write_beams(tmp_path / "preds_out_width2_q.tsv", rows)
     with caplog.at_level(logging.INFO, logger="rescore"):
         nbs = nemo.read(beams, manifest=manifest)
     assert nbs.texts[0] == nbs.texts[1] == 'he said "mister quilter'
