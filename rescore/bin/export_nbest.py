@@ -30,6 +30,8 @@ FORMAT_OPTIONS = {
     "acwt": (KALDI | LAT, dict(type=float, help="acoustic scale of the costs (default: the set's)")),
     "binary": (LAT, dict(type=str2bool, help="binary CompactLattices (default true); false: text form")),
     "score_style": (ESPNET, dict(choices=["tensor", "float"], help="'tensor(-1.2345)' or plain floats")),
+    "order": (ESPNET, dict(choices=["score", "rank"], help="<n>best_recog holds the n-th best by score (default; "
+                                                            "what ESPnet's scoring needs) or the key of rank n")),
     "include_ref": (MLM, dict(type=str2bool, help="write the 'ref' fields (default true)")),
     "utt2spk": (TRN, dict(type=Path, help="utt2spk file, ids written as (spk-utt)")),
     "stream": (TRN, dict(help="stream whose best hypothesis is written (default score)")),

@@ -24,10 +24,14 @@ decimals. The rank ``k`` of a hypothesis is the ``n`` of its ``<n>best_recog`` d
     ``score`` or vice versa, a rank gap, a duplicated key, the same utterance in two jobs) are
     collected and raised together as :class:`InvalidSetError`.
 
-``write(nbs, out, score_style="tensor", stream="score")``
-    Writes ``out/logdir/output.1/<k>best_recog/{text,score}`` for k = 1..max N (the
-    hypothesis with key ``<utt>-<k>`` goes into directory ``k``; an empty hypothesis is the
-    line ``"<utt> "``) and the merged 1-best ``out/text`` and ``out/score`` sorted by utterance
+``write(nbs, out, score_style="tensor", stream="score", order="score")``
+    Writes ``out/logdir/output.1/<n>best_recog/{text,score}`` for n = 1..max N and the merged
+    1-best. ``order="score"``: the ``n``-th directory holds each utterance's ``n``-th best
+    hypothesis by ``stream``, as ESPnet orders its own n-best, so that ESPnet's scoring (which
+    reads ``1best_recog`` and the merged ``text``) scores the best by that stream: for a rescored
+    set, the rescored 1-best; ``order="rank"``: the hypothesis with key ``<utt>-<k>`` goes into
+    directory ``k`` (keys survive a round trip). An empty hypothesis is the line ``"<utt> "``. The
+    merged 1-best is ``out/text`` and ``out/score`` sorted by utterance
     id (``LC_ALL=C sort``, as asr.sh merges). ``score_style``: ``"tensor"`` writes
     ``tensor(-3.1416)`` (4 decimals, like ESPnet's CPU decoding, so values round-trip to 4
     decimals only; non-finite values as torch prints them, ``tensor(-inf)``/``tensor(nan)``);
@@ -285,14 +289,28 @@ def _prepare_logdir(logdir: Path, max_n: int) -> None:
             log.warning("removed stale %s", ndir)
 
 
-def write(nbs: NbestSet, out: Path, score_style: str = "tensor", stream: str = "score") -> list[Path]:
+ORDERS = ("score", "rank")
+
+
+def write(nbs: NbestSet, out: Path, score_style: str = "tensor", stream: str = "score",
+          order: str = "score") -> list[Path]:
     """Write ``nbs`` as an ESPnet2 decode dir under ``out`` (see the module doc)."""
     out = Path(out)
     format_score(0.0, score_style)  # validate the option before writing anything
     if stream not in nbs.streams:
         raise ValueError(f"the set has no stream {stream!r} (has: {', '.join(nbs.streams) or 'none'})")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     values = nbs.streams[stream].tolist()
-    ranks = nbs.ranks.tolist()
+    if order == "rank":
+        ranks = nbs.ranks.tolist()
+    else:  # n = place by the written stream, best first (ties and NaN as order_within puts them)
+        ranks = [0] * nbs.num_hyps
+        idx = nbs.order_within(nbs.streams[stream]).tolist()
+        offsets0 = nbs.offsets.tolist()
+        for u in range(nbs.num_utts):
+            for n, i in enumerate(idx[offsets0[u]:offsets0[u + 1]], 1):
+                ranks[i] = n
     offsets = nbs.offsets.tolist()
     max_n = max(ranks) if ranks else 0
     by_n: list[list[tuple[str, str]]] = [[] for _ in range(max_n + 1)]  # n -> [(text line, score line)]

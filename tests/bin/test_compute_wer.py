@@ -34,15 +34,17 @@ def test_compute_wer_bad_input_names_file_and_line(tmp_path, capsys):
     assert f"{ref}:2: invalid UTF-8" in capsys.readouterr().err
 
 
-def test_repeated_keys_as_kaldi_with_a_warning(tmp_path, capsys, caplog):
-    # compute-wer reads REF sequentially (each line scored) and HYP by key (the first line wins)
+def test_repeated_keys_as_kaldi(tmp_path, capsys, caplog):
+    # compute-wer reads REF sequentially (each line scored) and HYP by key (a repeated key is fatal)
     ref = write(tmp_path / "ref", "u1 a b c\nu2 a b\nu1 x y\n")
-    hyp = write(tmp_path / "hyp", "u1 a b c\nu2 a\nu2 a b\n")
+    hyp = write(tmp_path / "hyp", "u1 a b c\nu2 a\n")
     assert compute_wer.main([str(ref), str(hyp)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "%WER 57.14 [ 4 / 7, 1 ins, 1 del, 2 sub ]", "%SER 66.67 [ 2 / 3 ]", "Scored 3 sentences, 0 not present in hyp."]
     assert f"{ref}: 1 repeated key(s)" in caplog.text and "u1 (lines 1 and 3)" in caplog.text
-    assert f"{hyp}: 1 repeated key(s)" in caplog.text and "its first line is used" in caplog.text
+    hyp = write(tmp_path / "hyp", "u1 a b c\nu2 a\nu2 a b\n")
+    assert compute_wer.main([str(ref), str(hyp)]) == 1
+    assert f"{hyp}:3: duplicate key 'u2'" in capsys.readouterr().err
 
 
 def test_rspecifiers(tmp_path, capsys, monkeypatch):

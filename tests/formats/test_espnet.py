@@ -262,7 +262,7 @@ def test_write_line_by_line(tmp_path: Path):
         "B": [("x", -math.inf), ("y", -2.25), ("z", 0.00004)],
     })
     out = tmp_path / "exp"
-    files = espnet.write(nbs, out)
+    files = espnet.write(nbs, out, order="rank")
     job = out / "logdir" / "output.1"
     assert files == [
         job / "1best_recog" / "text", job / "1best_recog" / "score",
@@ -285,7 +285,7 @@ def test_write_keys_go_to_their_rank_dir(tmp_path: Path):
     b = NbestBuilder(["score"])
     b.add("u", 2, "second", {"score": -1.0})  # stored first, but key u-2
     b.add("u", 1, "first", {"score": -2.0})
-    espnet.write(b.build(), tmp_path, score_style="float")
+    espnet.write(b.build(), tmp_path, score_style="float", order="rank")
     job = tmp_path / "logdir" / "output.1"
     assert lines(job / "1best_recog" / "text") == ["u first"]
     assert lines(job / "2best_recog" / "score") == ["u -1.0"]
@@ -293,7 +293,7 @@ def test_write_keys_go_to_their_rank_dir(tmp_path: Path):
 
 def test_write_float_style_and_options(tmp_path: Path):
     nbs = make_set({"u": [("a", -0.1), ("b", math.nan)]})
-    espnet.write(nbs, tmp_path, score_style="float")
+    espnet.write(nbs, tmp_path, score_style="float", order="rank")
     assert lines(tmp_path / "score") == ["u -0.1"]
     assert lines(tmp_path / "logdir" / "output.1" / "2best_recog" / "score") == ["u nan"]
     with pytest.raises(ValueError, match="score_style"):
@@ -329,7 +329,7 @@ def _same_scores(a: np.ndarray, b: np.ndarray) -> bool:
 
 def test_round_trip_tensor_style_4_decimals(tmp_path: Path):
     nbs = make_set(ROUND)
-    espnet.write(nbs, tmp_path)
+    espnet.write(nbs, tmp_path, order="rank")
     back = espnet.read(tmp_path)
     assert back.utt_ids == nbs.utt_ids
     assert list(back.keys()) == list(nbs.keys())
@@ -339,7 +339,7 @@ def test_round_trip_tensor_style_4_decimals(tmp_path: Path):
 
 def test_round_trip_float_style_exact(tmp_path: Path):
     nbs = make_set(ROUND)
-    espnet.write(nbs, tmp_path, score_style="float")
+    espnet.write(nbs, tmp_path, score_style="float", order="rank")
     back = espnet.read(tmp_path / "logdir")
     assert list(back.keys()) == list(nbs.keys())
     assert list(back.texts) == list(nbs.texts)
@@ -348,8 +348,24 @@ def test_round_trip_float_style_exact(tmp_path: Path):
 
 def test_round_trip_from_example(csj_decode: Path, tmp_path: Path):
     nbs = espnet.read(csj_decode)
-    espnet.write(nbs, tmp_path)
+    espnet.write(nbs, tmp_path, order="rank")
     assert lines(tmp_path / "logdir" / "output.1" / "1best_recog" / "score") == [f"{UTT} tensor(-4.8123)"]
     back = espnet.read(tmp_path)
     assert list(back.texts) == list(nbs.texts)
     assert back.streams["score"].tolist() == nbs.streams["score"].tolist()
+
+
+def test_write_orders_by_score_by_default(tmp_path: Path):
+    # a rescored set keeps its keys (u-1 is the first-pass best) but its score is the new total:
+    # ESPnet's scoring reads 1best_recog and the merged text, which must be the rescored best
+    b = NbestBuilder(["score"])
+    b.add("u", 1, "first pass best", {"score": -5.0})
+    b.add("u", 2, "rescored best", {"score": -1.0})
+    b.add("u", 3, "worst", {"score": -math.inf})
+    espnet.write(b.build(), tmp_path, score_style="float")
+    job = tmp_path / "logdir" / "output.1"
+    assert lines(tmp_path / "text") == ["u rescored best"] and lines(tmp_path / "score") == ["u -1.0"]
+    assert [lines(job / f"{n}best_recog" / "text")[0] for n in (1, 2, 3)] == [
+        "u rescored best", "u first pass best", "u worst"]
+    with pytest.raises(ValueError, match="order"):
+        espnet.write(b.build(), tmp_path / "x", order="random")
