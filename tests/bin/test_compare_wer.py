@@ -24,7 +24,8 @@ def test_text_output_hand_checked(tmp_path, capsys):
     assert out[0].startswith("%WER 30.00 [ 3 / 10, 0 ins, 2 del, 1 sub ]")
     assert out[1].startswith("%WER 10.00 [ 1 / 10, 0 ins, 0 del, 1 sub ]")
     assert out[2].startswith("change (hyp2 - hyp1) -20.00 points (-66.7% relative)")
-    assert out[3].endswith("utterances better 2, worse 1, same 0")
+    assert out[3].startswith("95% CI of each system: hyp1 [") and "hyp2 [" in out[3]
+    assert out[4].endswith("utterances better 2, worse 1, same 0")
 
 
 def test_json_ci_and_probability(tmp_path, capsys):

@@ -35,7 +35,7 @@ def test_kaldi_nbest_flags(tmp_path, small_set):
 
 def test_espnet_flags(tmp_path, small_set):
     dec = tmp_path / "decode"
-    assert exp("--format", "espnet", "--score_style", "float", small_set, dec) == 0
+    assert exp("--format", "espnet", "--score_style", "float", "--order", "rank", small_set, dec) == 0
     assert (dec / "logdir/output.1/2best_recog/score").read_text().splitlines()[0] == "spk1-u1 -9.0"
     tok = dec / "logdir/output.1"
     for n in (1, 2, 3):
@@ -43,6 +43,8 @@ def test_espnet_flags(tmp_path, small_set):
     out = tmp_path / "set"
     assert imp("--format", "espnet", "--field", "token", "--text", small_set / "text", dec, out) == 0
     assert load_set(out).streams["score"].tolist() == [-10.0, -9.0, -12.5, -3.0, -4.0]
+    assert exp("--format", "espnet", "--score_style", "float", small_set, tmp_path / "by_score") == 0  # default
+    assert (tmp_path / "by_score/logdir/output.1/1best_recog/score").read_text().splitlines()[0] == "spk1-u1 -9.0"
 
 
 def test_mlm_json_flags(tmp_path, small_set):
