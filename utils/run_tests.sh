@@ -13,5 +13,5 @@ for f in utils/*.pl; do perl -Iutils/lib -c "$f" 2>/dev/null || perl -Iutils/lib
 for f in utils/*.sh .ci/run; do bash -n "$f"; done
 python3 -m pytest -q -m "not recipe" tests "$@"
 if [ "${RESCORE_RECIPE_TEST:-1}" != 0 ]; then
-  python3 -m pytest -q -s -m recipe tests/egs/test_mini_en_recipe.py
+  python3 -m pytest -q -s -m recipe tests/egs/test_mini_en_recipe.py tests/egs/test_books_en_recipe.py
 fi
