@@ -43,24 +43,8 @@ sets="train dev test"
 limit_opt=()
 [ "$limit" -eq 0 ] || limit_opt=(--limit "$limit")
 
-install_tools() {
-  local missing=()
-  command -v flite > /dev/null || missing+=(flite)
-  command -v sox > /dev/null || missing+=(sox)
-  if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: install them (Debian: sudo apt-get install -y ${missing[*]})"
-    log "installing ${missing[*]} (apt-get)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
-  fi
-  if ! "$python" -c "import pocketsphinx" 2> /dev/null; then
-    log "installing pocketsphinx (pip)"
-    "$python" -m pip install --quiet pocketsphinx
-  fi
-}
-
 if [ "$regenerate" = true ]; then
-  install_tools
+  bash "$root/utils/install_speech_tools.sh"
   start=$(date +%s)
   dict=$("$python" -c "import pocketsphinx, os; print(os.path.join(pocketsphinx.get_model_path(), 'en-us', 'cmudict-en-us.dict'))")
   log "regenerating $src (seed $seed): sentences, synthesis, decoding"
