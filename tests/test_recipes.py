@@ -270,6 +270,31 @@ def test_recipe_configs_are_valid(recipe: Path, conf_dir: str):
         assert cfg.objective == objective, f"{d}/{objective}.yaml: objective {cfg.objective}"
 
 
+def extra_configs() -> list[Path]:
+    """Configs beside the five of a config set, e.g. conf/train_mlm_gpu.yaml (``--mlm_config``)."""
+    return [p for r in RECIPES for p in sorted((r / "conf").rglob("*.yaml")) if p.name not in CONFIG_NAMES]
+
+
+@pytest.mark.parametrize("path", extra_configs(), ids=lambda p: f"{p.parents[1].name}/{p.name}")
+def test_extra_recipe_configs_are_valid(path: Path):
+    """Every extra config is valid for the step its name begins with (train_mlm, train_clm, md, mwer, mwed)."""
+    from rescore.clm_train import TrainClmConfig
+    from rescore.config import load_config
+    from rescore.mlm_train import MlmTrainConfig
+    from rescore.mlm_train import validate as validate_mlm
+    from rescore.student_train import StudentTrainConfig
+    from rescore.student_train import validate as validate_student
+
+    kind = next((n[:-5] for n in CONFIG_NAMES if path.name.startswith(n[:-5])), None)
+    assert kind is not None, f"{path}: name it after its step ({', '.join(CONFIG_NAMES)})"
+    if kind == "train_mlm":
+        validate_mlm(load_config(MlmTrainConfig, path))
+    elif kind == "train_clm":
+        load_config(TrainClmConfig, path).validate()
+    else:
+        validate_student(load_config(StudentTrainConfig, path, ["init=student"]))
+
+
 # --------------------------------------------------------------------------------------------
 # utils/new_recipe.sh
 # --------------------------------------------------------------------------------------------
