@@ -75,6 +75,7 @@ from tqdm import tqdm
 
 from rescore.archive import atomic_open
 from rescore.config import ConfigError
+from rescore.defaults import CLM_BATCH_TOKENS
 from rescore.log import get_logger
 from rescore.runtime import autocast
 from rescore.textnorm import Normalizer
@@ -85,7 +86,7 @@ MODEL_TYPE = "rescore_lstm_lm"
 FORMAT_VERSION = 1
 SPM_UNITS = ("unigram", "bpe", "char")
 UNITS = (*SPM_UNITS, "word")
-DEFAULT_BATCH_TOKENS = 4096
+DEFAULT_BATCH_TOKENS = CLM_BATCH_TOKENS
 #: Special unit ids shared by the sentencepiece and the word vocabularies.
 UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
 _SOFTMAX_ROWS = 1024  # positions per log-softmax chunk (bounds the float32 copy of the logits)

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rescore.defaults import PLL_BATCH_TOKENS, PLL_WORD_MASKS
 from rescore.log import get_logger
 from rescore.runtime import autocast
 
@@ -58,8 +59,8 @@ log = get_logger(__name__)
 
 #: Tokens per batch (rows x length). Fits a 512-token text (512 copies of 512 tokens
 #: run as 32 batches of 16 rows) in well under 1 GB for a BERT-base on GPU or CPU.
-DEFAULT_BATCH_TOKENS = 4096  # CPU-cache friendly; on a GPU pass 16384-65536
-WORD_MASKS = ("none", "whole", "l2r")
+DEFAULT_BATCH_TOKENS = PLL_BATCH_TOKENS  # CPU-cache friendly; on a GPU pass 16384-65536
+WORD_MASKS = PLL_WORD_MASKS
 _UNBOUNDED = 1_000_000  # tokenizers without a limit report model_max_length ~ 1e30
 
 

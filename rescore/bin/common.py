@@ -29,8 +29,9 @@ def norm_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A step's parser; ``--help`` shows its whole module docstring ``doc`` as written (the usage text)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--verbose", type=int, default=1, help="0: warnings, 1: info (default), 2: debug")
     return p
 

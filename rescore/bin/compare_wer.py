@@ -29,7 +29,7 @@ from rescore.wer import AbsentHypothesisError, score_texts
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to every side (default none)")
     p.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")

@@ -26,7 +26,7 @@ from rescore.wer import MODES, AbsentHypothesisError, score_texts
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
     p.add_argument("--mode", choices=MODES, default="present", help="references without hypothesis (default present)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to both sides, e.g. lower,punct (default none)")

@@ -40,7 +40,7 @@ FORMAT_OPTIONS = {
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--format", required=True, choices=list(formats.WRITERS))
     add_format_options(p, FORMAT_OPTIONS)
     p.add_argument("setdir")

@@ -22,7 +22,7 @@ from rescore.results import gather, table_lines, write_json, write_results
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--system", action="append", default=[], required=True,
                    help="LABEL=EXPDIR, a rescoring experiment directory (repeatable, in table order)")
     p.add_argument("--set", action="append", default=[], help="eval set name (repeatable; default: all found)")

@@ -53,7 +53,7 @@ FORMAT_OPTIONS = {
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--format", required=True, choices=list(formats.READERS))
     p.add_argument("--text", help="references, Kaldi 'text' file (overrides references carried by SRC)")
     p.add_argument("--lang", default="en", help="language of the set (default en; ja selects CER and CSJ normalisation)")

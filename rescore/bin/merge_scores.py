@@ -23,7 +23,7 @@ from rescore.stage import DONE, clear_done, fingerprint, is_done, mark_done, wri
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--name", required=True, help="archive name in every part and in OUTDIR (e.g. pll)")
     p.add_argument("--nj", type=int, required=True, help="number of parts: OUTDIR/split<NJ>/{1..NJ}")
     p.add_argument("--require-done", "--require_done", type=str2bool, default=True,

@@ -36,7 +36,7 @@ def metric_arg(value: str) -> list[str]:
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--metric", type=metric_arg,
                    help="wer, cer or wer,cer (default: the set's metric recorded in meta.yaml)")

@@ -60,7 +60,7 @@ MODULE = "rescore.bin.rescore"
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--dev", required=True, type=Path, help="dev set directory (weights are tuned on it)")
     p.add_argument("--eval", action="append", default=[], type=Path, help="eval set directory (repeatable)")
     p.add_argument("--stream", action="append", default=[], required=True,

@@ -24,19 +24,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, parser, run
-from rescore.clm import DEFAULT_BATCH_TOKENS, load_scorer
+from rescore.defaults import CLM_BATCH_TOKENS
 from rescore.nbest import describe, load_set, write_scores
-from rescore.runtime import resolve_device, set_threads
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.score_clm"
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--model", required=True, help="Hugging Face causal LM id or directory, or a train_clm model dir")
-    p.add_argument("--batch_tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                   help=f"padded positions per batch (default {DEFAULT_BATCH_TOKENS})")
+    p.add_argument("--batch_tokens", type=int, default=CLM_BATCH_TOKENS,
+                   help=f"padded positions per batch (default {CLM_BATCH_TOKENS})")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast dtype (default fp32)")
     p.add_argument("--num_threads", type=int, default=0, help="CPU threads (default: all available)")
@@ -65,6 +64,9 @@ def body(args, argv: list[str] | None) -> int:
     reopen(out)
     nbs = load_set(args.setdir, streams=[])
     log.info(f"read {describe(nbs)} from {args.setdir}")
+    from rescore.clm import load_scorer  # torch and transformers: after parsing (fast --help)
+    from rescore.runtime import resolve_device, set_threads
+
     device = resolve_device(args.device)
     if device.type == "cpu":
         set_threads(args.num_threads)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from rescore.archive import format_float, write_lines
 from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run, str2bool
+from rescore.defaults import PLL_BATCH_TOKENS, PLL_WORD_MASKS
 from rescore.exceptions import InputError
 from rescore.nbest import load_set, write_scores
-from rescore.pll import DEFAULT_BATCH_TOKENS, WORD_MASKS
 from rescore.stage import mark_done, write_run_info
 from rescore.textnorm import Normalizer
 
@@ -38,13 +38,13 @@ MODULE = "rescore.bin.score_pll"
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--model", required=True, help="Hugging Face masked LM: hub id or save_pretrained directory")
-    p.add_argument("--batch_tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                   help=f"padded tokens per batch (rows x length; default {DEFAULT_BATCH_TOKENS})")
+    p.add_argument("--batch_tokens", type=int, default=PLL_BATCH_TOKENS,
+                   help=f"padded tokens per batch (rows x length; default {PLL_BATCH_TOKENS})")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision")
-    p.add_argument("--word_mask", choices=list(WORD_MASKS), default="none",
+    p.add_argument("--word_mask", choices=list(PLL_WORD_MASKS), default="none",
                    help="none: plain PLL; whole: mask whole words; l2r: mask the token and the rest of its word")
     p.add_argument("--per_token", type=str2bool, default=False, help="also write OUTDIR/pll_tokens")
     p.add_argument("--dedup", type=str2bool, default=True, help="score identical hypotheses once (default true)")

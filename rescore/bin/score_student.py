@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run
+from rescore.defaults import STUDENT_BATCH_TOKENS
 from rescore.exceptions import InputError
-from rescore.models.student import DEFAULT_BATCH_TOKENS
 from rescore.nbest import load_set, write_scores
 from rescore.stage import mark_done, write_run_info
 from rescore.textnorm import Normalizer
@@ -30,10 +30,10 @@ MODULE = "rescore.bin.score_student"
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--model", required=True, help="student directory (train_student output)")
-    p.add_argument("--batch_tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                   help=f"padded tokens per batch (rows x length; default {DEFAULT_BATCH_TOKENS})")
+    p.add_argument("--batch_tokens", type=int, default=STUDENT_BATCH_TOKENS,
+                   help=f"padded tokens per batch (rows x length; default {STUDENT_BATCH_TOKENS})")
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision")

@@ -15,7 +15,7 @@ from rescore.parallel import split_set
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("setdir")
     p.add_argument("nj", type=int, help="number of jobs (subsets), at least 1")
     return p

@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, parser, run, str2bool
-from rescore.clm_train import TrainClmConfig, fresh_start, train_lstm_lm
 from rescore.config import ConfigError, load_config, save_config
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
@@ -29,7 +28,7 @@ MODULE = "rescore.bin.train_clm"
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--text", required=True, help="training corpus, one sentence per line")
     p.add_argument("--out", required=True, help="experiment directory")
     p.add_argument("--dev_text", default=None, help="held-out sentences (default: dev_fraction of --text)")
@@ -42,6 +41,8 @@ def get_parser():
 
 
 def body(args, argv: list[str] | None) -> int:
+    from rescore.clm_train import TrainClmConfig, fresh_start, train_lstm_lm  # torch: after parsing
+
     try:
         cfg = load_config(TrainClmConfig, args.config, args.overrides)
         cfg.validate()

@@ -17,11 +17,10 @@ import sys
 
 from rescore.bin.common import add_overwrite, parser, run, str2bool
 from rescore.config import ConfigError, load_config
-from rescore.mlm_train import MlmTrainConfig, train_mlm
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--init", required=True, help="hub id or directory of the masked LM (or encoder) to start from")
     p.add_argument("--text", required=True, help="in-domain training text, one sentence per line")
     p.add_argument("--out", required=True, help="output directory")
@@ -37,6 +36,8 @@ def get_parser():
 
 
 def body(args, argv: list[str] | None) -> int:
+    from rescore.mlm_train import MlmTrainConfig, train_mlm  # torch: after parsing (fast --help)
+
     try:
         cfg = load_config(MlmTrainConfig, args.config, args.overrides)
         train_mlm(args.init, args.text, args.out, cfg, dev_text=args.dev_text, resume=args.resume,

@@ -22,11 +22,10 @@ import sys
 
 from rescore.bin.common import add_overwrite, parser, run, str2bool
 from rescore.config import ConfigError, load_config
-from rescore.student_train import StudentTrainConfig, train_student
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--config", default=None, help="YAML config (conf/md.yaml, conf/mwer.yaml, conf/mwed.yaml)")
     p.add_argument("--train_set", required=True, help="training dataset directory (n-best lists)")
     p.add_argument("--train_scores", required=True, help="directory holding the teacher's pll of --train_set")
@@ -44,6 +43,8 @@ def get_parser():
 
 
 def body(args, argv: list[str] | None) -> int:
+    from rescore.student_train import StudentTrainConfig, train_student  # torch: after parsing
+
     try:
         cfg = load_config(StudentTrainConfig, args.config, args.overrides)
         if args.init is not None:

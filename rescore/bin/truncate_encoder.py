@@ -22,7 +22,7 @@ MODULE = "rescore.bin.truncate_encoder"
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--num_layers", type=int, required=True, help="layers to keep (the first N)")
     add_overwrite(p)
     p.add_argument("src", help="hub id or directory of the encoder or masked LM")

@@ -15,7 +15,7 @@ from rescore.nbest import build_meta, describe, inspect_set
 
 
 def get_parser():
-    p = parser(__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("setdir")
     return p
 

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rescore.defaults import STUDENT_BATCH_TOKENS
 from rescore.log import get_logger
 from rescore.runtime import autocast
 
@@ -60,7 +61,7 @@ log = get_logger(__name__)
 MODEL_TYPE = "rescore_bert"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DEFAULT_BATCH_TOKENS = 8192
+DEFAULT_BATCH_TOKENS = STUDENT_BATCH_TOKENS
 ACTIVATIONS = {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU}
 LAST_LAYER_STD = 1e-3  # an untrained student scores ~0
 MAX_PADDING = 0.1  # a batch's rows are at least 90% as long as its longest

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from rescore import clm_train
 from rescore.bin import score_clm, train_clm
 from rescore.clm_train import train_lstm_lm
 from rescore.nbest import load_set, read_scores
@@ -89,11 +90,12 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch):
     text = corpus(tmp_path / "c.txt", n=96)
     args = ["--text", str(text), "--dev_text", str(text), *TINY, "dropout=0.3", "epochs=2", "checkpoint_every=4"]
     assert train_clm.main([*args, "--out", str(tmp_path / "full")]) == 0
-    # interrupted after 7 steps (mid-epoch), then resumed by a plain re-run
-    monkeypatch.setattr(train_clm, "train_lstm_lm", functools.partial(train_lstm_lm, stop_after=7))
+    # interrupted after 7 steps (mid-epoch), then resumed by a plain re-run (the CLI imports
+    # train_lstm_lm from rescore.clm_train when it runs, so that is where it is replaced)
+    monkeypatch.setattr(clm_train, "train_lstm_lm", functools.partial(train_lstm_lm, stop_after=7))
     assert train_clm.main([*args, "--out", str(tmp_path / "part")]) == 1
     assert not (tmp_path / "part" / ".done").exists() and not (tmp_path / "part" / "model").exists()
-    monkeypatch.setattr(train_clm, "train_lstm_lm", train_lstm_lm)
+    monkeypatch.setattr(clm_train, "train_lstm_lm", train_lstm_lm)
     assert train_clm.main([*args, "--out", str(tmp_path / "part")]) == 0
     a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "part" / "model" / "model.safetensors"))
