@@ -83,9 +83,51 @@ def begin_set_step(setdir, outdir, model: str, config: dict, overwrite: bool) ->
     return fp
 
 
+def add_print_config(p: argparse.ArgumentParser) -> None:
+    """``--print_config true`` of a step that takes ``--config`` (see :func:`run`)."""
+    p.add_argument("--print_config", type=str2bool, default=False,
+                   help="true: print the resolved config (defaults < --config < key=value) as YAML and exit; "
+                   "the other options may be left out")
+
+
+def _print_config(p: argparse.ArgumentParser, argv: list[str], config_of: Callable) -> int | None:
+    """With ``--print_config true`` in ``argv``: print ``config_of(config, overrides, init)`` as YAML
+    and return 0 (1 for a bad config); else None. Only ``--config``, ``--init`` and the
+    ``key=value`` overrides are read, so a user can look at a config before choosing the data."""
+    import dataclasses
+
+    import yaml
+
+    from rescore.config import ConfigError
+
+    pre = argparse.ArgumentParser(prog=p.prog, add_help=False)
+    pre.add_argument("--print_config", type=str2bool, default=False)
+    pre.add_argument("--config", default=None)
+    pre.add_argument("--init", default=None)
+    known, rest = pre.parse_known_args(argv)
+    if not known.print_config:
+        return None
+    overrides = [a for a in rest if "=" in a and not a.startswith("-")]
+    try:
+        cfg = config_of(known.config, overrides, known.init)
+    except ConfigError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 1
+    yaml.safe_dump(dataclasses.asdict(cfg), sys.stdout, sort_keys=False, allow_unicode=True)
+    return 0
+
+
 def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser,
-        argv: list[str] | None) -> int:
-    """Parse ``argv``, set up logging, run ``body``; bad input -> message and exit code 1."""
+        argv: list[str] | None, config_of: Callable | None = None) -> int:
+    """Parse ``argv``, set up logging, run ``body``; bad input -> message and exit code 1.
+
+    ``config_of(config_path, overrides, init)``, for steps with ``--config``: the resolved and
+    validated config, printed instead of running with ``--print_config true`` (add_print_config).
+    """
+    if config_of is not None:
+        code = _print_config(p, sys.argv[1:] if argv is None else list(argv), config_of)
+        if code is not None:
+            return code
     args = p.parse_args(argv)
     args.argv = argv  # the command line as given, for the run record (run.yaml)
     setup_logging(args.verbose)

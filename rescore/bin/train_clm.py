@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, parser, run, str2bool
+from rescore.bin.common import add_overwrite, add_print_config, parser, run, str2bool
 from rescore.config import ConfigError, load_config, save_config
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
@@ -36,8 +36,18 @@ def get_parser():
     p.add_argument("--resume", type=str2bool, default=True,
                    help="true: continue from the latest checkpoint in --out (default true)")
     add_overwrite(p)
+    add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return p
+
+
+def resolved_config(config: str | None, overrides: list[str], init: str | None):
+    """The config a run would use: defaults < --config < key=value; validated (``init`` is unused)."""
+    from rescore.clm_train import TrainClmConfig
+
+    cfg = load_config(TrainClmConfig, config, overrides)
+    cfg.validate()
+    return cfg
 
 
 def body(args, argv: list[str] | None) -> int:
@@ -68,7 +78,7 @@ def body(args, argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(lambda args: body(args, argv), get_parser(), argv)
+    return run(lambda args: body(args, argv), get_parser(), argv, config_of=resolved_config)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from rescore.bin.common import add_overwrite, parser, run, str2bool
+from rescore.bin.common import add_overwrite, add_print_config, parser, run, str2bool
 from rescore.config import ConfigError, load_config
 
 
@@ -38,8 +38,20 @@ def get_parser():
                    help="true: continue from the latest checkpoint in --out, also with --overwrite true "
                    "(default false: start afresh, removing earlier checkpoints and logs in --out)")
     add_overwrite(p)
+    add_print_config(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-5 beta=0.3")
     return p
+
+
+def resolved_config(config: str | None, overrides: list[str], init: str | None):
+    """The config a run would use: defaults < --config < key=value < --init; validated."""
+    from rescore.student_train import StudentTrainConfig, validate
+
+    cfg = load_config(StudentTrainConfig, config, overrides)
+    if init is not None:
+        cfg = dataclasses.replace(cfg, init=init)
+    validate(cfg)
+    return cfg
 
 
 def body(args, argv: list[str] | None) -> int:
@@ -58,7 +70,7 @@ def body(args, argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(lambda args: body(args, argv), get_parser(), argv)
+    return run(lambda args: body(args, argv), get_parser(), argv, config_of=resolved_config)
 
 
 if __name__ == "__main__":
