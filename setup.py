@@ -27,7 +27,7 @@ setup(
         "rapidfuzz>=3.0",
         "tqdm>=4.60",
         "matplotlib>=3.5",  # the dev-WER-vs-weight plot of rescoring
-        # used only where it is correct (feats/wav scp); never for n-best archives (formats.md 2.5)
+        # used only where it is correct (feats/wav scp); never for n-best archives (docs/formats.md §2.5)
         "kaldiio>=2.18",
     ],
     extras_require={

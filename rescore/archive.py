@@ -1,6 +1,6 @@
 """Kaldi text archives ("key value" lines): strict line reading, float parsing and writing.
 
-Readers here check what every importer needs checked (formats.md 1.4, 3.2): valid UTF-8,
+Readers here check what every importer needs checked (docs/formats.md §1.4, §3.2): valid UTF-8,
 no CRLF line ends, no empty lines, and Kaldi's float spellings (``Infinity``, ``-Infinity``,
 ``BadNumber``, ``1234567``, ``1e+07``). Keys and values are split on ASCII whitespace only,
 as Kaldi does, so a token may contain any other Unicode character.

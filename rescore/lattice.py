@@ -4,7 +4,7 @@ Shared by the lattice readers (Kaldi CompactLattice/Lattice, HTK SLF). A :class:
 weighted acceptor over words: states ``0 .. num_states-1``, one start state, arcs
 ``(dst, word, graph, ac)`` with ``word = None`` for an epsilon, and final weights
 ``(graph, ac)`` on final states. Costs are Kaldi's: ``-ln p``, lower is better, acoustic costs
-**unscaled** (formats.md 2.1). A reader whose scores are log probabilities (SLF) stores their
+**unscaled** (docs/formats.md §2.1). A reader whose scores are log probabilities (SLF) stores their
 negatives.
 
 :func:`nbest_paths` returns the ``n`` best *distinct* word sequences under the search cost

@@ -3,7 +3,7 @@
 Import never changes a hypothesis: normalisation is a recorded option (``meta.yaml``), given as
 a comma-separated list of flags, applied in this order:
 
-``csj``      CSJ conventions (formats.md 6.5): keep the part of each token before the first
+``csj``      CSJ conventions (docs/formats.md §6.5): keep the part of each token before the first
              ``+`` (drops ``+POS`` tags), drop ``<sp>``;
 ``bracket``  drop non-lexical tokens: ``<...>``, ``[...]``, ``!SIL`` (``<unk>``, ``[noise]``,
              ``<sp>``, ``<SPOKEN_NOISE>``, ...);

@@ -12,7 +12,7 @@ from rescore.lattice import Lattice, Path, nbest_paths
 
 
 def cat_lattice() -> Lattice:
-    """formats.md 2.2's CompactLattice: THE (CAT|BAT) SAT."""
+    """docs/formats.md §2.2's CompactLattice: THE (CAT|BAT) SAT."""
     lat = Lattice()
     lat.set_start(0)
     lat.add_arc(0, 1, "THE", 1.53, 210.4)

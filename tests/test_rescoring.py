@@ -28,7 +28,7 @@ from tests.conftest import make_set
 
 
 def test_per_utt_lines_match_the_kaldi_example():
-    # formats.md 1.9.4 (wer_per_utt_details.pl: columns centred, extra space on the left, joined by two
+    # docs/formats.md §1.9.4 (wer_per_utt_details.pl: columns centred, extra space on the left, joined by two
     # spaces, trailing spaces kept as the Perl prints them; #csid = C S I D)
     lines = per_utt_lines("utt1", "THE CAT SAT".split(), "THE BAT A SAT".split())
     assert lines == [

@@ -11,7 +11,7 @@ from rescore.wer import WerResult, hyp_errors, kaldi_align, kaldi_edit_distance,
 
 
 def test_edit_distance_hand_checked():
-    # formats.md 1.9.4 per_utt example: THE CAT *** SAT / THE BAT A SAT
+    # docs/formats.md §1.9.4 per_utt example: THE CAT *** SAT / THE BAT A SAT
     assert kaldi_edit_distance("THE CAT SAT".split(), "THE BAT A SAT".split()) == (2, 1, 0, 1)
     # a tie: "a b" vs "b a" has cost 2 either as 2 sub or as 1 ins + 1 del; Kaldi's DP
     # (hand-traced) prefers the insertion/deletion pair

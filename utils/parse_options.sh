@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# parse_options.sh: turn a script's variables into command-line options (formats.md 3.5).
+# parse_options.sh: turn a script's variables into command-line options (docs/formats.md §3.5).
 # Sourced, not run:
 #
 #   nj=4                  # defaults first

@@ -1,5 +1,5 @@
 #!/usr/bin/env perl
-# run.pl: run a command as one job or as the jobs JOB=1:N, locally and in parallel (formats.md 3.3).
+# run.pl: run a command as one job or as the jobs JOB=1:N, locally and in parallel (docs/formats.md §3.3).
 #
 #   utils/run.pl [--max-jobs-run M | -tc M] [--num-threads N] [--gpu G] [--pick failed|incomplete]
 #                [JOB=1:N] exp/log/foo.JOB.log <command ...>

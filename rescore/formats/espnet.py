@@ -1,4 +1,4 @@
-"""ESPnet2 n-best decode output (``asr_inference.py --nbest N``), formats.md 4.1 and 4.2.
+"""ESPnet2 n-best decode output (``asr_inference.py --nbest N``), docs/formats.md §4.1 and §4.2.
 
 Layout read and written::
 

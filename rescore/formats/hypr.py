@@ -1,6 +1,6 @@
 """Import HypR n-best lists (HF datasets ``ASR-HypR/{LibriSpeech,TEDLIUM2,AISHELL1}_{withLM,withoutLM}``).
 
-HypR (formats.md 5.3) has one record per utterance: ``utt_id`` (str), ``ref`` (str), ``hyps``
+HypR (docs/formats.md §5.3) has one record per utterance: ``utt_id`` (str), ``ref`` (str), ``hyps``
 (list of up to 50 hypothesis strings) and per-hypothesis float lists ``att_score``,
 ``ctc_score``, ``lm_score`` (``*_withLM`` only) and ``score``, all natural-log probabilities,
 higher is better. ``score`` is HypR's combined total; it is kept exactly as given (the README's

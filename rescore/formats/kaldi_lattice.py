@@ -1,4 +1,4 @@
-"""Kaldi lattice archives (``lat.JOB.gz``): N-best import and export (formats.md 1.3, 1.7, 2.1-2.4).
+"""Kaldi lattice archives (``lat.JOB.gz``): N-best import and export (docs/formats.md §1.3, §1.7, §2.1-2.4).
 
 Reading (``read(src, refs=None, words=None, acwt=0.1, nbest=10)``):
 
@@ -6,8 +6,8 @@ Reading (``read(src, refs=None, words=None, acwt=0.1, nbest=10)``):
   a ``lat.J.gz`` beyond ``num_jobs`` is an error; without ``num_jobs`` the jobs found must be
   ``1..max``), or one lattice archive file, gzipped or plain.
 * Each entry is detected as Kaldi does, by the first byte after ``key``: whitespace means the
-  text form (formats.md 2.2: TAB- or space-separated OpenFst lines ending at a blank line),
-  ``0xD6`` the OpenFst ``VectorFst`` binary (2.3) with arc type ``compactlattice44`` or
+  text form (docs/formats.md §2.2: TAB- or space-separated OpenFst lines ending at a blank line),
+  ``0xD6`` the OpenFst ``VectorFst`` binary (§2.3) with arc type ``compactlattice44`` or
   ``lattice4`` (the header's arc count is not used: OpenFst's writer leaves it at 0; the writer
   here does the same). Both CompactLattice and (non-compact) Lattice entries are read, in either form;
   a Lattice's words are its output labels. A final weight of Zero (``+Infinity`` twice) means
@@ -35,7 +35,7 @@ CompactLattice, the union of its hypotheses as linear paths from a shared start 
 final weight, no transition ids (an empty hypothesis is one epsilon arc). Options:
 
 * ``binary`` (bool, default True): the OpenFst binary form, which is what Kaldi's decoders
-  write; ``False`` writes the text form of formats.md 2.2 (TAB-separated, as
+  write; ``False`` writes the text form of docs/formats.md §2.2 (TAB-separated, as
   ``lattice-copy ark:- ark,t:-`` prints it). Kaldi reads both. Binary stores costs as float32
   (as Kaldi does); the text form writes float64 values exactly.
 * ``nj`` (int, default 1): number of jobs; at most the number of utterances.
@@ -316,7 +316,7 @@ def _read_entry(s: _Stream, ctx: _Ctx, key: str, off: int) -> _Entry:
 
 
 # --------------------------------------------------------------------------------------------
-# Text form (formats.md 2.2)
+# Text form (docs/formats.md §2.2)
 # --------------------------------------------------------------------------------------------
 
 
@@ -402,7 +402,7 @@ _KIND = {"compact": "CompactLattice", "lattice": "Lattice"}
 
 
 # --------------------------------------------------------------------------------------------
-# Binary form (formats.md 2.3)
+# Binary form (docs/formats.md §2.3)
 # --------------------------------------------------------------------------------------------
 
 
@@ -714,7 +714,7 @@ def lattice_costs(nbs: NbestSet, acwt: float, float32: bool = False) -> tuple[np
 
 
 def _text_entry(key: str, paths: list[tuple[list[int], float, float]]) -> bytes:
-    """One CompactLattice in the text form of formats.md 2.2 (TAB-separated; One weights omitted)."""
+    """One CompactLattice in the text form of docs/formats.md §2.2 (TAB-separated; One weights omitted)."""
     lines = [f"{key} "]
     state = 0
     arcs0: list[str] = []
@@ -748,7 +748,7 @@ _ZERO_CW = _CW.pack(_INF, _INF, 0)
 
 
 def _binary_entry(key: str, paths: list[tuple[list[int], float, float]]) -> bytes:
-    """One CompactLattice as ``key `` + OpenFst VectorFst binary (formats.md 2.3)."""
+    """One CompactLattice as ``key `` + OpenFst VectorFst binary (docs/formats.md §2.3)."""
     # states: 0 = start, then each path's chain in order
     states: list[tuple[bytes, list[tuple[int, int]]]] = [(_ZERO_CW, [])]
     for words, g, a in paths:

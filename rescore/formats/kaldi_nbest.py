@@ -1,4 +1,4 @@
-"""Kaldi n-best archives: the ``archives.JOB/`` directories of n-best rescoring (formats.md 1.4).
+"""Kaldi n-best archives: the ``archives.JOB/`` directories of n-best rescoring (docs/formats.md §1.4).
 
 ``steps/rnnlmrescore.sh``, ``scripts/rnnlm/lmrescore_nbest.sh`` and
 ``steps/pytorchnn/lmrescore_nbest_pytorchnn.sh`` write, per job, Kaldi text archives keyed

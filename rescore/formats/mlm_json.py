@@ -1,4 +1,4 @@
-"""awslabs/mlm-scoring n-best JSON (``*.am.json`` inputs, ``*.lm.json`` score outputs), formats.md 5.2.
+"""awslabs/mlm-scoring n-best JSON (``*.am.json`` inputs, ``*.lm.json`` score outputs), docs/formats.md §5.2.
 
 One JSON object keyed by utterance id::
 

@@ -1,4 +1,4 @@
-"""Import NeMo beam-search n-best TSV files (``eval_beamsearch_ngram[_ctc].py``), formats.md 5.4.
+"""Import NeMo beam-search n-best TSV files (``eval_beamsearch_ngram[_ctc].py``), docs/formats.md §5.4.
 
 NeMo writes ``preds_out_size<B>_alpha<α>_beta<β>.tsv``: no header, one ``<hypothesis text>\\t<score>``
 line per hypothesis, exactly ``B`` lines per utterance, utterances in the order of the eval

@@ -1,4 +1,4 @@
-"""sclite ``trn`` export of a set's 1-best and references (export only), formats.md 4.3.
+"""sclite ``trn`` export of a set's 1-best and references (export only), docs/formats.md §4.3.
 
 One record per line, ``w1 w2 ...<TAB>(<id>)``: the words, a TAB (ESPnet2 pastes with paste's
 default separator) and the id in parentheses, ``(spk-utt)`` when a speaker is known (sclite's

@@ -5,8 +5,8 @@ CSJ-style ids (``<lecture>_<start ms>_<end ms>``) in train_nodup / train_dev / e
 each, made by hand with the errors a Japanese recogniser makes: homophones (機会/機械, 講演/公演,
 意志/意思/医師, 精度/制度, 以上/異常, ...) and particles (は/が, を/に, で/に), plus filler deletions,
 ``<sp>`` and ``<unk>``. It is written as Kaldi CSJ n-best archives (``surface+POS`` morpheme tokens,
-``archives.J/{words_text,lmwt.withlm,lmwt.nolm,acwt}``, formats.md 1.4 and 6.1) and as ESPnet CSJ
-decodes (characters without spaces, ``tensor(...)`` scores, formats.md 4.1 and 6.3).
+``archives.J/{words_text,lmwt.withlm,lmwt.nolm,acwt}``, docs/formats.md §1.4 and §6.1) and as ESPnet CSJ
+decodes (characters without spaces, ``tensor(...)`` scores, docs/formats.md §4.1 and §6.3).
 
 The teacher is a random 2-layer, 32-wide BertForMaskedLM over a character WordPiece vocabulary of the
 fixture text (cased: a lower-casing BERT tokenizer strips dakuten, が -> か, ば -> は); the student is
@@ -37,7 +37,7 @@ SETS = ("train_nodup", "train_dev", "eval1")
 #: ~70 s. MD is still trained (the start of MWER); MWED shares MWER's code path (CER errors per hypothesis).
 SYSTEMS = ("clm", "pll", "mwer")
 
-#: POS of every surface morpheme, in Kaldi CSJ's "surface+POS[/sub-fields]" form (formats.md 6.1).
+#: POS of every surface morpheme, in Kaldi CSJ's "surface+POS[/sub-fields]" form (docs/formats.md §6.1).
 POS = {
     "えー": "感動詞", "あの": "感動詞", "まあ": "副詞",
     "は": "助詞/係助詞", "も": "助詞/係助詞", "が": "助詞/格助詞", "を": "助詞/格助詞", "に": "助詞/格助詞",

@@ -1,5 +1,5 @@
 """egs/librispeech: the dry run of the recipe for every --source, its configs, and local/data.sh on tiny
-HypR and mlm-scoring fixtures written here (formats.md 5.2, 5.3). Nothing is downloaded or trained."""
+HypR and mlm-scoring fixtures written here (docs/formats.md §5.2, §5.3). Nothing is downloaded or trained."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def snapshot(root: Path) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 def hypr_records(split: str, n_utts: int, first: int = 0) -> list[dict]:
-    """HypR records (formats.md 5.3): LibriSpeech-style ids and upper-case text, 3 hypotheses each."""
+    """HypR records (docs/formats.md §5.3): LibriSpeech-style ids and upper-case text, 3 hypotheses each."""
     recs = []
     for i in range(first, first + n_utts):
         ref = f"THE {split.upper()} SENTENCE NUMBER {i}"
@@ -97,7 +97,7 @@ MLM_UTTS = {"dev-clean": 2, "dev-other": 3, "test-clean": 2, "test-other": 1}
 
 @pytest.fixture
 def mlm_src(tmp_path: Path) -> Path:
-    """mlm-scoring's examples/asr-librispeech-espnet/data/<set>.am.json (formats.md 5.2): lower case,
+    """mlm-scoring's examples/asr-librispeech-espnet/data/<set>.am.json (docs/formats.md §5.2): lower case,
     texts with a leading space, hyp_1..hyp_n."""
     d = tmp_path / "mlm-scoring" / "examples" / "asr-librispeech-espnet" / "data"
     d.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""ESPnet2 n-best decode dirs: reading (formats.md 4.1), writing and round trips."""
+"""ESPnet2 n-best decode dirs: reading (docs/formats.md §4.1), writing and round trips."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def job_files(job: Path, files: dict[str, str]) -> Path:
 
 @pytest.fixture
 def csj_decode(tmp_path: Path) -> Path:
-    """The formats.md 4.1 Japanese example (GPU decoding: tensor repr with a device)."""
+    """The docs/formats.md §4.1 Japanese example (GPU decoding: tensor repr with a device)."""
     d = tmp_path / "decode_asr" / "eval1"
     job_files(d / "logdir" / "output.1", {
         "1best_recog/token": f"{UTT} え ー そ れ で は 始 め ま す\n",

@@ -15,7 +15,7 @@ from rescore.exceptions import InputError, InvalidSetError
 from rescore.formats import hypr, module
 from rescore.nbest import load_set, save_set
 
-# formats.md 5.3: the README's LibriSpeech row reproduces with λ_ctc = 0.5:
+# docs/formats.md §5.3: the README's LibriSpeech row reproduces with λ_ctc = 0.5:
 # 0.5·(−1.76402) + 0.5·(−5.13712) = −3.45057. The other rows are constructed the same way.
 REF1 = "MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE GLAD TO WELCOME HIS GOSPEL"
 REC1 = {

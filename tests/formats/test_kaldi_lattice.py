@@ -1,7 +1,7 @@
-"""Tests of the Kaldi lattice importer/exporter (formats.md 1.3, 1.7, 2.1-2.4).
+"""Tests of the Kaldi lattice importer/exporter (docs/formats.md §1.3, §1.7, §2.1-2.4).
 
-Text fixtures are formats.md 2.2's examples written with TABs; binary fixtures come from the
-small encoder below, written from formats.md 2.3 field by field (independent of the writer).
+Text fixtures are docs/formats.md §2.2's examples written with TABs; binary fixtures come from the
+small encoder below, written from docs/formats.md §2.3 field by field (independent of the writer).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rescore.nbest import NbestBuilder, load_set
 
 WORDS_TXT = "<eps> 0\nA 11\nCAT 17\nBAT 18\nTHE 4312\nON 6005\nSAT 9021\n#0 9022\n<s> 9023\n</s> 9024\n"
 
-# formats.md 2.2, CompactLattice example (words 4312=THE, 17=CAT, 18=BAT, 9021=SAT)
+# docs/formats.md §2.2, CompactLattice example (words 4312=THE, 17=CAT, 18=BAT, 9021=SAT)
 UTT1 = (
     "utt1 \n"
     "0\t1\t4312\t1.53,210.4,2_6_6_6_5_5\n"
@@ -33,7 +33,7 @@ UTT1 = (
     "4\t0.61,0,1_1\n"
     "\n"
 )
-# formats.md 8: a 3-column arc, an empty tid list (g,a,), a 1-column final, an epsilon arc
+# docs/formats.md §8: a 3-column arc, an empty tid list (g,a,), a 1-column final, an epsilon arc
 UTT2 = (
     "utt2 \n"
     "0\t1\t11\n"
@@ -43,7 +43,7 @@ UTT2 = (
     "3\n"
     "\n"
 )
-# formats.md 2.2, Lattice (non-compact) form: src dst tid word [g,a]
+# docs/formats.md §2.2, Lattice (non-compact) form: src dst tid word [g,a]
 LATTICE_UTT1 = (
     "utt1 \n"
     "0\t1\t2\t4312\t1.53,35.2\n"
@@ -70,7 +70,7 @@ def words(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# A test-side OpenFst VectorFst encoder, following formats.md 2.3 byte by byte
+# A test-side OpenFst VectorFst encoder, following docs/formats.md §2.3 byte by byte
 # --------------------------------------------------------------------------------------------
 
 
@@ -154,7 +154,7 @@ def test_text_example_hand_checked(tmp_path):
     assert nbs.utt_ids == ["utt1", "utt2"]
     assert list(nbs.keys()) == ["utt1-1", "utt1-2", "utt2-1", "utt2-2"]
     assert list(nbs.texts) == ["THE CAT SAT", "THE BAT SAT", "A CAT", "A BAT"]
-    # THE CAT SAT: graph 1.53+0.8+3.2+0.61 = 6.14, acoustic 210.4+95.61+301.5 = 607.51 (formats.md 2.2)
+    # THE CAT SAT: graph 1.53+0.8+3.2+0.61 = 6.14, acoustic 210.4+95.61+301.5 = 607.51 (docs/formats.md §2.2)
     g, a, s = (nbs.streams[k].tolist() for k in ("graph_cost", "ac_cost", "score"))
     assert g == pytest.approx([6.14, 7.44, 1.5, 2.0])
     assert a == pytest.approx([607.51, 607.33, 23.0, 22.0])
@@ -371,7 +371,7 @@ def test_text_form_line_by_line(tmp_path):
     assert (tmp_path / "out/words.txt").read_text().splitlines() == [
         "<eps> 0", "A 1", "BAT 2", "CAT 3", "SAT 4", "THE 5", "#0 6", "<s> 7", "</s> 8"]
     lines = gzip.decompress((tmp_path / "out/lat.1.gz").read_bytes()).decode().split("\n")
-    # formats.md 2.2: 'key ' line, TAB-separated OpenFst lines (start state first, then states in id
+    # docs/formats.md §2.2: 'key ' line, TAB-separated OpenFst lines (start state first, then states in id
     # order; a state's arcs, then its final weight), One weights omitted, 'g,a,' with an empty tid
     # list, and an empty line ending each entry. Paths best score first: A (-66), THE CAT SAT, ''.
     assert lines == [

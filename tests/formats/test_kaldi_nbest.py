@@ -1,4 +1,4 @@
-"""Tests of the Kaldi n-best archives importer/exporter (formats.md 1.4, 1.5)."""
+"""Tests of the Kaldi n-best archives importer/exporter (docs/formats.md §1.4, §1.5)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rescore.nbest import NbestBuilder
 
 UTT = "2830-3980-0002"
 
-# formats.md 1.4 worked example, written exactly as Kaldi/awk write it (trailing spaces or not)
+# docs/formats.md §1.4 worked example, written exactly as Kaldi/awk write it (trailing spaces or not)
 WORDS = f"{UTT}-1 4312 17 9021 \n{UTT}-2 4312 17 9021 6005 \n{UTT}-3 11 17 9021 \n"
 WORDS_TEXT = f"{UTT}-1 THE CAT SAT \n{UTT}-2 THE CAT SAT ON \n{UTT}-3 A CAT SAT \n"
 ALI = f"{UTT}-1 2 6 6 6 5 5 14 13 13 18 \n{UTT}-2 2 6 6 \n{UTT}-3 2 6 \n"

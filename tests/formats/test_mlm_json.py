@@ -1,4 +1,4 @@
-"""awslabs/mlm-scoring n-best JSON (formats.md 5.2): reading, writing, round trips."""
+"""awslabs/mlm-scoring n-best JSON (docs/formats.md §5.2): reading, writing, round trips."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""sclite trn export (formats.md 4.3)."""
+"""sclite trn export (docs/formats.md §4.3)."""
 
 from __future__ import annotations
 

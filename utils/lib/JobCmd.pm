@@ -1,4 +1,4 @@
-# JobCmd: what utils/run.pl, utils/queue.pl and utils/slurm.pl share (formats.md 3.3).
+# JobCmd: what utils/run.pl, utils/queue.pl and utils/slurm.pl share (docs/formats.md §3.3).
 #
 #   <prog> [options] [JOB=1:N] <log-file> <command ...>
 #

@@ -9,9 +9,9 @@
 #
 # --source kaldi   n-best archives of egs/csj/s5 (steps/rnnlmrescore.sh, scripts/rnnlm/lmrescore_nbest.sh,
 #                  steps/pytorchnn/lmrescore_nbest_pytorchnn.sh: a decode dir with archives.*/); texts are
-#                  morpheme tokens "surface+POS" with <sp> (formats.md 6.1); score = -(graph + acwt * ac).
+#                  morpheme tokens "surface+POS" with <sp> (docs/formats.md §6.1); score = -(graph + acwt * ac).
 # --source espnet  espnet2 decode dirs of egs2/csj/asr1 (asr_inference --nbest N: DIR/logdir/output.*/
-#                  <n>best_recog/{text,score}); texts are characters without spaces (formats.md 6.3).
+#                  <n>best_recog/{text,score}); texts are characters without spaces (docs/formats.md §6.3).
 # --src            where the decode of each set is: a pattern with {set} (e.g.
 #                  "exp/chain/tdnn1a/decode_{set}_rnnlm_nbest" or "exp/asr_train/decode_asr/{set}"), or a
 #                  directory holding one decode dir per set (DIR/<set>).
@@ -24,7 +24,7 @@
 #                  references of --lm_set (the training transcripts, utterance ids removed). Normalised
 #                  with --norm (as every model reads its text) and written to data/local/lm_text.txt.
 # --norm, --metric, --lang   recorded in each set's meta.yaml; every later step scores with them.
-#                  Defaults: CSJ normalisation csj,bracket and CER (formats.md 6.5).
+#                  Defaults: CSJ normalisation csj,bracket and CER (docs/formats.md §6.5).
 set -euo pipefail
 recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 root=$(cd "$recipe/../.." && pwd)
