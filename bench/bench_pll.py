@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rescore.pll import DEFAULT_BATCH_TOKENS, PllScorer, _special_layout, reference_pll_ids  # noqa: E402
+from rescore.pll import DEFAULT_BATCH_TOKENS, PllScorer, reference_pll_ids, special_layout  # noqa: E402
 from rescore.runtime import resolve_device, set_threads  # noqa: E402
 
 DATA = "/work/shared/bench/anchor_tokens.json"
@@ -154,7 +154,7 @@ def main() -> None:
     if degenerate:
         print(f"WARNING: {DATA} holds only token ids < {FIRST_WORDPIECE} ({sorted(content_ids)[:5]}...): the "
               "words are lost (all [UNK]-like); content redrawn at random, lengths kept")
-    prefix, suffix = _special_layout(tok)
+    prefix, suffix = special_layout(tok)
     limit = 512
 
     def toolkit(dtype: str, dedup: bool, hyps: list[list[int]]):

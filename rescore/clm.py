@@ -631,9 +631,9 @@ def load_scorer(name_or_dir: str, device: torch.device | str = "cpu", dtype: str
         return lstm_scorer(model, units, norm=norm, **options)
     from transformers import AutoModelForCausalLM
 
-    from rescore.models.hf import _quiet_transformers, load_tokenizer
+    from rescore.models.hf import load_tokenizer, quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     tokenizer = load_tokenizer(name_or_dir)
     model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.float32)
     model.to(device).eval()

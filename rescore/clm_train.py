@@ -218,15 +218,6 @@ def fresh_start(out: Path) -> None:
     training.fresh_start(out, OWNED)
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """On resume, drop log records written after the checkpoint (they will be written again)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-
-
 def _checkpoint_fingerprint(path: Path) -> str | None:
     try:
         return json.loads((path / "state.json").read_text(encoding="utf-8")).get("fingerprint")
@@ -304,7 +295,7 @@ def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_te
     if latest is not None:
         state = ckpt.load(latest, model, opt, sched)
         step, epoch, batch_idx = state["step"], state["epoch"], state["batch"]
-        _truncate_log(jlog_path, step)
+        training.truncate_log(jlog_path, step)
         log.info(f"resumed from {latest}: step {step}, epoch {epoch + 1}, batch {batch_idx}")
     jlog = JsonlLog(jlog_path)
 

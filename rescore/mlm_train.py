@@ -79,6 +79,7 @@ from rescore.training import (
     remove_path,
     resume_schedule,
     seed_everything,
+    truncate_log,
     warn_changed_config,
 )
 
@@ -382,18 +383,6 @@ def pseudo_perplexity(model, tokenizer, texts: list[str], device: torch.device, 
 # --------------------------------------------------------------------------------------- training
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log records written after ``step`` (by the interrupted run, past its last checkpoint)."""
-    if not path.exists():
-        return
-    def kept(rec: dict) -> bool:  # a partial-epoch evaluation at ``step`` came after the checkpoint
-        return rec["step"] < step or (rec["step"] == step and not rec.get("partial"))
-
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and kept(json.loads(ln))]
-    with atomic_open(path) as f:
-        f.write("".join(ln + "\n" for ln in keep))
-
-
 def _save_model(model, tokenizer, dest: Path) -> None:
     """``save_pretrained`` into a temporary directory renamed into place."""
     tmp = dest.parent / f".{dest.name}.tmp{os.getpid()}"
@@ -622,7 +611,7 @@ def train_mlm(init: str, text: str | Path, out: str | Path, cfg: MlmTrainConfig,
             log.info("starting afresh: removing the previous run's checkpoints and logs in %s", out)
         fresh_start(out)
     else:
-        _truncate_log(out / "train_log.jsonl", trainer.step)
+        truncate_log(out / "train_log.jsonl", trainer.step, partial_after_checkpoint=True)
     save_config(cfg, out / "config.yaml")
     jlog = JsonlLog(out / "train_log.jsonl", out / "tensorboard")
     try:

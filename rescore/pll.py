@@ -75,7 +75,7 @@ class Encoded:
     words: list[np.ndarray]
 
 
-def _special_layout(tokenizer) -> tuple[list[int], list[int]]:
+def special_layout(tokenizer) -> tuple[list[int], list[int]]:
     """The tokenizer's own special tokens before and after a single sequence: (prefix, suffix)."""
     probes = ["a", "hello world"]
     layout = None
@@ -110,7 +110,7 @@ def _byte_level_prefix_space(tokenizer) -> bool | None:
     return None
 
 
-def _wants_leading_space(tokenizer) -> bool:
+def wants_leading_space(tokenizer) -> bool:
     """True for tokenizers (byte-level BPE) that tokenise a word differently after a space.
 
     A ByteLevel pre-tokenizer without ``add_prefix_space`` decides it; otherwise a probe: the
@@ -141,7 +141,7 @@ def _word_runs(word_ids: list[int | None]) -> np.ndarray:
 
 def encode(tokenizer, texts: list[str], need_words: bool = True, chunk: int = 4096) -> Encoded:
     """Tokenise ``texts`` into content ids (no special tokens) and word indices."""
-    lead = " " if _wants_leading_space(tokenizer) else ""
+    lead = " " if wants_leading_space(tokenizer) else ""
     ids: list[np.ndarray] = []
     words: list[np.ndarray] = []
     fast = bool(getattr(tokenizer, "is_fast", False))
@@ -439,7 +439,7 @@ class PllScorer:
         self.dedup = dedup
         self.progress = progress
         self.max_length = max_length or model_max_length(model, tokenizer)
-        self.prefix, self.suffix = _special_layout(tokenizer)
+        self.prefix, self.suffix = special_layout(tokenizer)
         self.capacity = self.max_length - len(self.prefix) - len(self.suffix)  # content tokens per window
         self.mask_id = int(tokenizer.mask_token_id)
         self.head = _head_for(model)
@@ -552,7 +552,7 @@ def reference_pll(model, tokenizer, texts: list[str], word_mask: str = "none") -
 
     Per-token log-probabilities per text; texts longer than the model raise ``ValueError``.
     """
-    prefix, suffix = _special_layout(tokenizer)
+    prefix, suffix = special_layout(tokenizer)
     limit = model_max_length(model, tokenizer)
     enc = encode(tokenizer, list(texts), need_words=word_mask != "none")
     out = []

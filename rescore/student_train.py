@@ -95,6 +95,7 @@ from rescore.training import (
     remove_path,
     resume_schedule,
     seed_everything,
+    truncate_log,
     warn_changed_config,
 )
 
@@ -415,15 +416,6 @@ def _save_student(student, dest: Path) -> None:
     student.save_pretrained(tmp)
     remove_path(dest)
     os.replace(tmp, dest)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log records written after ``step`` (by the interrupted run, past its last checkpoint)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and json.loads(ln)["step"] <= step]
-    with atomic_open(path) as f:
-        f.write("".join(ln + "\n" for ln in keep))
 
 
 # --------------------------------------------------------------------------------------- training
@@ -894,7 +886,7 @@ def _run(train_set, train_scores, dev_set, dev_scores, out: Path, cfg: StudentTr
     jlog = None
     if dist.main:
         if resumed:
-            _truncate_log(out / "train_log.jsonl", trainer.step)
+            truncate_log(out / "train_log.jsonl", trainer.step)
         save_config(cfg, out / "config.yaml")
         jlog = JsonlLog(out / "train_log.jsonl", out / "tensorboard")
     try:

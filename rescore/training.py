@@ -216,6 +216,28 @@ class JsonlLog:
             self.tb.close()
 
 
+def truncate_log(path: str | Path, step: int, *, partial_after_checkpoint: bool = False) -> None:
+    """On resume from the checkpoint at ``step``: drop the records of the JSON-lines log ``path`` that
+    the interrupted run wrote after that checkpoint (the resumed run writes them again).
+
+    Records before ``step`` are kept; so are those at ``step``, except a partial-epoch evaluation
+    (``"partial": true``) when the trainer writes it after its checkpoint at the same step
+    (``partial_after_checkpoint``: the MLM trainer does, the student trainer evaluates first).
+    The file is rewritten atomically; a missing log is left alone.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+
+    def kept(rec: dict) -> bool:
+        at = rec.get("step", 0)
+        return at < step or (at == step and not (partial_after_checkpoint and rec.get("partial")))
+
+    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and kept(json.loads(ln))]
+    with atomic_open(path) as f:
+        f.write("".join(ln + "\n" for ln in keep))
+
+
 #: What a trainer writes in its experiment directory (removed by a fresh start).
 TRAINER_OUTPUTS = ("checkpoints", "model", "train_log.jsonl", "tensorboard", "summary.json", "config.yaml",
                    "run.yaml")

@@ -188,7 +188,7 @@ def test_roberta_bpe_head_and_leading_space(tmp_path):
     sc = PllScorer(model, tok, batch_tokens=50)
     assert sc.max_length == 32  # positions start after the padding index
     assert sc.prefix == [tok.bos_token_id] and sc.suffix == [tok.eos_token_id]
-    assert pll._wants_leading_space(tok)
+    assert pll.wants_leading_space(tok)
     toks, _ = sc.score_detailed(["hello world"])
     assert toks[0] == tok.tokenize(" hello world") and toks[0][0].startswith("Ġ")
     texts = ["the cat sat on the mat", "", "hello world", "playing outside the cat"]

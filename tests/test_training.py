@@ -83,3 +83,22 @@ def test_jsonl_log(tmp_path):
     lg.write(2, loss=0.25, dev_wer=10.0)
     recs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2] and recs[1]["dev_wer"] == 10.0
+
+
+def test_truncate_log_drops_what_came_after_the_checkpoint(tmp_path):
+    import json
+
+    from rescore.training import truncate_log
+
+    path = tmp_path / "train_log.jsonl"
+    recs = [{"step": 0, "event": "epoch"}, {"step": 5, "loss": 1.0}, {"step": 10, "event": "epoch", "partial": True},
+            {"step": 10, "loss": 0.5}, {"step": 15, "loss": 0.2}]
+    text = "".join(json.dumps(r) + "\n" for r in recs)
+    path.write_text(text)
+    truncate_log(path, 10)  # the student trainer: a partial evaluation comes before its checkpoint
+    assert [json.loads(ln) for ln in path.read_text().splitlines()] == recs[:4]
+    path.write_text(text)
+    truncate_log(path, 10, partial_after_checkpoint=True)  # the MLM trainer: it comes after
+    assert [json.loads(ln) for ln in path.read_text().splitlines()] == [recs[0], recs[1], recs[3]]
+    truncate_log(tmp_path / "missing.jsonl", 3)  # nothing to do
+    assert not (tmp_path / "missing.jsonl").exists()

@@ -29,7 +29,7 @@ class MlmInfo:
     missing: list[str]
 
 
-def _quiet_transformers():
+def quiet_transformers():
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -37,7 +37,7 @@ def _quiet_transformers():
 
 def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
     """The model's tokenizer (fast when available). Japanese BERTs need fugashi + unidic-lite."""
-    _quiet_transformers()
+    quiet_transformers()
     try:
         return AutoTokenizer.from_pretrained(name_or_dir)
     except (ImportError, ModuleNotFoundError) as e:
@@ -48,7 +48,7 @@ def load_tokenizer(name_or_dir: str) -> PreTrainedTokenizerBase:
 def load_mlm(name_or_dir: str, device: torch.device | str = "cpu",
              allow_untrained_head: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, MlmInfo]:
     """A masked LM, its tokenizer and :class:`MlmInfo`, in eval mode on ``device``."""
-    _quiet_transformers()
+    quiet_transformers()
     model, loading = AutoModelForMaskedLM.from_pretrained(name_or_dir, output_loading_info=True)
     missing = sorted(loading.get("missing_keys", []))
     base = model.base_model_prefix

@@ -135,8 +135,8 @@ def pack_sorted(lengths: np.ndarray, batch_tokens: int, max_padding: float = MAX
     return batches
 
 
-def _quiet_transformers() -> None:
-    from rescore.models.hf import _quiet_transformers as quiet
+def _quiet_transformers() -> None:  # transformers is imported only when a model is loaded
+    from rescore.models.hf import quiet_transformers as quiet
 
     quiet()
 
@@ -159,14 +159,14 @@ class RescoreBert(nn.Module):
         shift, scale = (0.0, 1.0) if self.output is None else (self.output["shift"], self.output["scale"])
         self.register_buffer("out_shift", torch.tensor(shift, dtype=torch.float32), persistent=False)
         self.register_buffer("out_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
-        from rescore.pll import _special_layout, _wants_leading_space, model_max_length
+        from rescore.pll import model_max_length, special_layout, wants_leading_space
 
-        self.prefix, self.suffix = _special_layout(tokenizer)
+        self.prefix, self.suffix = special_layout(tokenizer)
         self.max_length = model_max_length(encoder, tokenizer)
         if self.max_length <= len(self.prefix) + len(self.suffix):
             raise ValueError(f"max length {self.max_length} leaves no room next to the special tokens")
         # byte-level BPE tokenizers: a leading space, so the first word is tokenised like the rest
-        self._lead = " " if _wants_leading_space(tokenizer) else ""
+        self._lead = " " if wants_leading_space(tokenizer) else ""
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.stats = StudentStats()
 

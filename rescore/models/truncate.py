@@ -41,12 +41,12 @@ def truncate_encoder(src: str, dest: str | Path, num_layers: int) -> TruncateRes
     import torch
     from transformers import AutoModel
 
-    from rescore.models.hf import _quiet_transformers, load_tokenizer
+    from rescore.models.hf import load_tokenizer, quiet_transformers
 
     before = source_layers(src)
     if not 1 <= num_layers <= before:
         raise ValueError(f"num_layers must be in 1..{before} (the layers of {src}), got {num_layers}")
-    _quiet_transformers()
+    quiet_transformers()
     # Loading with a smaller num_hidden_layers keeps layers 0..num_layers-1 (same parameter names)
     # and ignores the rest; a masked LM's head is not part of AutoModel and is ignored too.
     model = AutoModel.from_pretrained(src, num_hidden_layers=num_layers, dtype=torch.float32)
