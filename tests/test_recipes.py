@@ -35,10 +35,10 @@ def shell_scripts() -> list[Path]:
     return found
 
 
-def run_sh(args: list[str], cwd: Path, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:
+def run_sh(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": PY, **extra}
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def stage_lines(stderr: str) -> list[str]:

@@ -37,7 +37,7 @@ def test_help_is_light_and_complete(step: str):
     import json
 
     r = subprocess.run([sys.executable, "-c", PROBE, f"rescore.bin.{step}"], capture_output=True, text=True,
-                       cwd=REPO, timeout=120)
+                       cwd=REPO)
     assert r.returncode == 0, r.stderr
     out, result = r.stdout.rsplit("\n", 2)[0], json.loads(r.stdout.strip().splitlines()[-1])
     assert result["code"] == 0

@@ -29,7 +29,7 @@ STAGE = re.compile(r"\(run\.sh:\d+\) INFO: Stage (\d):")
 def run(args: list, cwd: Path = RECIPE) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable}
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def snapshot(root: Path) -> dict[str, float]:

@@ -56,7 +56,7 @@ def submitted(tmp_path: Path) -> list[list[str]]:
     return [line.split("\t") for line in path.read_text().splitlines()]
 
 
-def sh(args: list[str], tmp_path: Path, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:
+def sh(args: list[str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
     """Run a command in ``tmp_path``; output captured as text."""
     return subprocess.run([str(a) for a in args], cwd=tmp_path, env=env(tmp_path, **extra), capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True)
