@@ -45,6 +45,7 @@ against: one text at a time, all its masked copies in one batch, full-vocabulary
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -206,6 +207,8 @@ HEADS = {
     "DebertaV2ForMaskedLM": _deberta_v2_head,
 }
 _warned_fallback: set[str] = set()
+#: Largest |log p| difference (fp32) between a fast path and the full forward pass that counts as equal.
+FAST_PATH_TOLERANCE = 1e-3
 
 #: Classes whose encoder is BertLayer-shaped (attention.self.query/key/value, attention.output,
 #: intermediate, output): their last layer is computed at the scored positions only.
@@ -446,6 +449,8 @@ class PllScorer:
         cfg = model.config
         self.bert_like = (type(model).__name__ in BERT_LIKE and not getattr(cfg, "is_decoder", False)
                           and getattr(cfg, "position_embedding_type", "absolute") == "absolute")
+        # the fast paths are checked against the model's own logits on the first batch (see _logits)
+        self.verified = self.head is None
         self.stats = PllStats()
         autocast(self.device, dtype)  # validates dtype/device early
 
@@ -533,15 +538,51 @@ class PllScorer:
         srow = torch.from_numpy(sr).to(dev)
         spos = torch.from_numpy(plan.score_pos[sk]).to(dev)
         tgt = torch.from_numpy(plan.target[sk]).to(dev)
-        if self.head is not None and self.bert_like:
-            logits = self.head(self.model, _bert_like_hidden(self.model, input_ids, srow, spos))
-        elif self.head is not None:
-            hidden = self.model.base_model(input_ids=input_ids)[0]
-            logits = self.head(self.model, hidden[srow, spos])
-        else:
-            logits = self.model(input_ids=input_ids).logits[srow, spos]
+        logits = self._logits(input_ids, srow, spos)
         logp = torch.log_softmax(logits.float(), dim=-1).gather(1, tgt[:, None])[:, 0]
         return plan.out[sk], logp.double().cpu().numpy()
+
+    @property
+    def path(self) -> str:
+        """Which computation scores: ``bert-last-layer`` (the last layer at the scored positions only),
+        ``head`` (the encoder, then the masked-LM head at the scored positions) or ``full``."""
+        if self.head is None:
+            return "full"
+        return "bert-last-layer" if self.bert_like else "head"
+
+    def _fast_logits(self, input_ids: torch.Tensor, srow: torch.Tensor, spos: torch.Tensor) -> torch.Tensor:
+        if self.bert_like:
+            return self.head(self.model, _bert_like_hidden(self.model, input_ids, srow, spos))
+        return self.head(self.model, self.model.base_model(input_ids=input_ids)[0][srow, spos])
+
+    def _logits(self, input_ids: torch.Tensor, srow: torch.Tensor, spos: torch.Tensor) -> torch.Tensor:
+        """Logits at the scored positions. A fast path (known head, BERT-shaped last layer) reaches
+        into the model's modules; on the first batch it is checked, in fp32, against the model's own
+        forward pass, and a model it does not reproduce (an unknown layer variant, a changed head, a
+        hook) is scored with the full forward pass from then on: logged, never silently wrong."""
+        if self.verified:
+            return self._fast_logits(input_ids, srow, spos) if self.head is not None else \
+                self.model(input_ids=input_ids).logits[srow, spos]
+        self.verified = True
+        k = min(len(input_ids), 8)  # a few rows are enough; full logits of a whole batch can be large
+        sel = srow < k
+        ids, r, q = input_ids[:k], srow[sel], spos[sel]
+        with torch.autocast(self.device.type, enabled=False):
+            full = torch.log_softmax(self.model(input_ids=ids).logits[r, q].float(), dim=-1)
+            try:
+                fast = torch.log_softmax(self._fast_logits(ids, r, q).float(), dim=-1)
+                diff = float((fast - full).abs().max()) if fast.shape == full.shape else math.inf
+                why = f"max |log p difference| {diff:.3g}"
+            except (AttributeError, TypeError, ValueError, RuntimeError, IndexError) as e:
+                diff, why = math.inf, f"{type(e).__name__}: {e}"
+        name = type(self.model).__name__
+        if diff <= FAST_PATH_TOLERANCE:
+            log.debug("%s: fast PLL path %s checked against the full forward pass (%s)", name, self.path, why)
+            return self._fast_logits(input_ids, srow, spos)
+        log.warning("%s: the fast PLL path (%s) does not reproduce the model's own logits (%s): scoring with the "
+                    "full forward pass (slower, exact)", name, self.path, why)
+        self.head, self.bert_like = None, False
+        return self.model(input_ids=input_ids).logits[srow, spos]
 
 
 # ----------------------------------------------------------------------------- reference

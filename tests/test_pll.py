@@ -250,6 +250,44 @@ def test_unknown_class_falls_back_to_full_logits(bert, caplog):
     assert flat_diff(sc.score_tokens(TEXTS), reference_pll(model, tok, TEXTS)) <= 1e-4
 
 
+def test_fast_path_is_checked_against_the_full_forward_pass(bert, caplog):
+    model, tok = bert
+    sc = PllScorer(model, tok)
+    assert sc.path == "bert-last-layer" and not sc.verified
+    with caplog.at_level(logging.WARNING, logger="rescore"):
+        got = sc.score_tokens(TEXTS)
+    assert sc.verified and sc.path == "bert-last-layer" and "does not reproduce" not in caplog.text
+    assert flat_diff(got, reference_pll(model, tok, TEXTS)) <= 1e-4
+
+
+@pytest.mark.parametrize("where", ["last_layer", "encoder_output"])
+def test_a_model_the_fast_path_does_not_reproduce_is_scored_exactly(bert, caplog, where):
+    """A layer variant the fast path does not know (here a forward hook that changes the last layer's
+    output, or the encoder's) must not give silently wrong scores: the first batch's check finds the
+    difference and the full forward pass scores everything."""
+    import copy
+
+    model, tok = bert
+    other = copy.deepcopy(model)
+    target = other.bert.encoder.layer[-1] if where == "last_layer" else other.bert.encoder
+
+    def shift(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            return output * 0.5 + 0.1
+        output.last_hidden_state.mul_(0.5).add_(0.1)
+        return output
+
+    target.register_forward_hook(shift)
+    sc = PllScorer(other, tok, batch_tokens=30)
+    with caplog.at_level(logging.WARNING, logger="rescore"):
+        got = sc.score_tokens(TEXTS)
+    truth = reference_pll(other, tok, TEXTS)  # the model's own forward pass, hook included
+    if where == "last_layer":  # the fast path computes the last layer itself: it must have been caught
+        assert "does not reproduce" in caplog.text and sc.path == "full"
+    assert flat_diff(got, truth) <= 1e-4
+    assert flat_diff(truth, reference_pll(model, tok, TEXTS)) > 1e-2  # the hook does change the scores
+
+
 def test_bad_options(bert):
     model, tok = bert
     with pytest.raises(ValueError, match="word_mask"):
