@@ -17,6 +17,9 @@
 #                    option is applied, so options on the command line win over the file.
 #   --help, -h       prints $help_message (or a note that there is none) to stdout and exits 0.
 #   --               ends the options and is removed.
+#   pass-through     a wrapper that hands other options on to another script defines the array
+#                    passthrough_args=() before sourcing: an unknown --name VALUE is then appended
+#                    to it, as a pair and in order, instead of being an error.
 # Parsing stops at the first argument that does not start with '--' (or at --); the positional
 # arguments remain in "$@". Errors exit the calling script with status 1.
 
@@ -71,7 +74,13 @@ while [ $# -gt 0 ]; do
       _po_name=${1#--}
       _po_name=${_po_name//-/_}
       [[ $_po_name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || _po_die "invalid option $1"
-      [[ -v $_po_name ]] || _po_die "invalid option $1"
+      if [[ ! -v $_po_name || $_po_name == passthrough_args ]]; then
+        [[ $(declare -p passthrough_args 2>/dev/null) == "declare -a"* ]] || _po_die "invalid option $1"
+        [ $# -ge 2 ] || _po_die "option $1 needs a value"
+        passthrough_args+=("$1" "$2")
+        shift 2
+        continue
+      fi
       [ $# -ge 2 ] || _po_die "option $1 needs a value"
       _po_old=${!_po_name}
       if [ "$_po_old" = true ] || [ "$_po_old" = false ]; then

@@ -22,47 +22,20 @@ recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$recipe"
 . ./cmd.sh
 
-nbest_source=hypr   # --source: hypr | mlm-json | kaldi | espnet
+source=hypr         # --source: hypr | mlm-json | kaldi | espnet
 src=                # --src: the n-best lists (local/data.sh --src)
 refs=               # --refs: references DIR/<set>/text (kaldi, espnet)
 lm_text=            # --lm_text: librispeech-lm-norm.txt(.gz), or none
 data_opts=          # --data_opts: more local/data.sh options
+help_message="$(sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//')
 
-usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
-}
+Options of ../../run.sh: ../../run.sh --help"
+# the recipe's own options are parsed here; every other --name value pair goes on to ../../run.sh
+passthrough_args=()
+. "$recipe/../../utils/parse_options.sh"
+[ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (options are --name value pairs)" >&2; exit 1; }
 
-rest=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --source | --src | --refs | --lm_text | --data_opts)
-      [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-      case $1 in
-        --source) nbest_source=$2 ;;
-        --src) src=$2 ;;
-        --refs) refs=$2 ;;
-        --lm_text) lm_text=$2 ;;
-        --data_opts) data_opts=$2 ;;
-      esac
-      shift 2
-      ;;
-    --help | -h)
-      usage
-      echo
-      exec "$recipe/../../run.sh" --help
-      ;;
-    --*)
-      # options of ../../run.sh are --name value pairs: keep each pair together
-      if [ $# -ge 2 ]; then rest+=("$1" "$2"); shift 2; else rest+=("$1"); shift; fi
-      ;;
-    *)
-      rest+=("$1")
-      shift
-      ;;
-  esac
-done
-
-case $nbest_source in
+case $source in
   hypr | kaldi | espnet)
     train_set=train_960
     systems="clm pll md mwer mwed"
@@ -72,7 +45,7 @@ case $nbest_source in
     systems="clm pll"
     ;;
   *)
-    echo "$0: --source must be hypr, mlm-json, kaldi or espnet, got '$nbest_source'" >&2
+    echo "$0: --source must be hypr, mlm-json, kaldi or espnet, got '$source'" >&2
     exit 1
     ;;
 esac
@@ -80,7 +53,7 @@ for v in src refs lm_text; do
   [[ ${!v} != *[[:space:]]* ]] || { echo "$0: --$v must not contain spaces: '${!v}'" >&2; exit 1; }
 done
 
-opts="--source $nbest_source"
+opts="--source $source"
 [ -z "$src" ] || opts+=" --src $src"
 [ -z "$refs" ] || opts+=" --refs $refs"
 [ -z "$lm_text" ] || opts+=" --lm_text $lm_text"
@@ -101,4 +74,4 @@ fi
   --pll_opts "--norm lower --batch_tokens 16384" \
   --student_score_opts "--norm lower --batch_tokens 16384" \
   --systems "$systems" \
-  "${rest[@]}"
+  "${passthrough_args[@]}"

@@ -69,3 +69,24 @@ def test_help(demo, tmp_path):
     r = run(demo, tmp_path, "--help")
     assert r.returncode == 0
     assert r.stdout.strip() == "usage: demo [--nj N] [--use-gpu true|false] <in> <out>"
+
+
+def test_passthrough_collects_unknown_options_in_order(tmp_path):
+    script = tmp_path / "wrap.sh"
+    script.write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+source=hypr
+passthrough_args=()
+. {UTILS / 'parse_options.sh'}
+echo "source=$source"
+printf 'pass=%s\\n' "${{passthrough_args[@]}}"
+printf 'arg=%s\\n' "$@"
+""")
+    script.chmod(0o755)
+    r = sh([script, "--stage", "3", "--source", "kaldi", "--rescore_opts", "--bootstrap 10", "--stage", "4", "x"],
+           tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["source=kaldi", "pass=--stage", "pass=3", "pass=--rescore_opts",
+                                     "pass=--bootstrap 10", "pass=--stage", "pass=4", "arg=x"]
+    r = sh([script, "--stage"], tmp_path)
+    assert r.returncode == 1 and "option --stage needs a value" in r.stderr
