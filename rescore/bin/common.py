@@ -36,6 +36,24 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_flag(p: argparse.ArgumentParser, name: str, help: str) -> None:
+    """A boolean option in the project's one style, ``--name true|false`` (default false); the bare
+    ``--name`` of earlier releases still means ``--name true`` (see :func:`bare_flags_as_true`)."""
+    p.add_argument(f"--{name}", type=str2bool, default=False, metavar="true|false", help=f"{help} (default false)")
+    p.bare_flags = (*getattr(p, "bare_flags", ()), f"--{name}")
+
+
+def bare_flags_as_true(argv: list[str], flags) -> list[str]:
+    """``argv`` with each bare flag of ``flags`` (one not followed by ``true`` or ``false``) given
+    the value ``true``, so that ``--cer REF HYP`` and ``--cer true REF HYP`` read alike."""
+    out = []
+    for i, a in enumerate(argv):
+        out.append(a)
+        if a in flags and (i + 1 == len(argv) or argv[i + 1] not in ("true", "false")):
+            out.append("true")
+    return out
+
+
 def add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", type=str2bool, default=False,
                    help="true: recompute even when the output is complete and up to date (default false)")
@@ -128,7 +146,8 @@ def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
         code = _print_config(p, sys.argv[1:] if argv is None else list(argv), config_of)
         if code is not None:
             return code
-    args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(bare_flags_as_true(given, getattr(p, "bare_flags", ())))
     args.argv = argv  # the command line as given, for the run record (run.yaml)
     setup_logging(args.verbose)
     try:

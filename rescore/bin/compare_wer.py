@@ -1,6 +1,6 @@
 """Is one system's error rate different from another's? A paired bootstrap over utterances.
 
-    python -m rescore.bin.compare_wer [--cer] [--norm FLAGS] [--replicates 1000] [--seed 0] REF HYP1 HYP2
+    python -m rescore.bin.compare_wer [--cer true|false] [--norm FLAGS] [--replicates 1000] [--seed 0] REF HYP1 HYP2
 
 Like Kaldi's ``compute-wer-bootci``: REF, HYP1 and HYP2 are Kaldi ``text`` archives (rspecifiers
 or paths, as ``compute_wer`` reads them; keys must be unique); both hypotheses are scored on the same
@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from rescore.bin.common import norm_arg, parser, run
+from rescore.bin.common import add_flag, norm_arg, parser, run
 from rescore.bin.compute_wer import read_unique
 from rescore.rescoring import bootstrap_changes, percentile_ci
 from rescore.textnorm import Normalizer
@@ -30,12 +30,12 @@ from rescore.wer import AbsentHypothesisError, score_texts
 
 def get_parser():
     p = parser(__doc__)
-    p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
+    add_flag(p, "cer", "character error rate (spaces not counted)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to every side (default none)")
     p.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    add_flag(p, "json", "one JSON object instead of text")
     p.add_argument("ref")
     p.add_argument("hyp1")
     p.add_argument("hyp2")

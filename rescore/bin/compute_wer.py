@@ -1,6 +1,6 @@
 """Word (or character) error rate of a hypothesis text file against a reference, as Kaldi prints it.
 
-    python -m rescore.bin.compute_wer [--cer] [--mode present|all|strict] [--norm FLAGS] REF HYP
+    python -m rescore.bin.compute_wer [--cer true|false] [--mode present|all|strict] [--norm FLAGS] REF HYP
 
 REF and HYP are Kaldi ``text`` archives ("<utt> w1 w2 ...") given as rspecifiers, as to Kaldi's
 ``compute-wer``: ``ark:FILE``, ``ark,t:``/``ark,s,cs:`` and Kaldi's other read options,
@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from rescore.archive import read_transcripts
-from rescore.bin.common import log, norm_arg, parser, run
+from rescore.bin.common import add_flag, log, norm_arg, parser, run
 from rescore.exceptions import InputError
 from rescore.textnorm import Normalizer
 from rescore.wer import MODES, AbsentHypothesisError, score_texts
@@ -27,7 +27,7 @@ from rescore.wer import MODES, AbsentHypothesisError, score_texts
 
 def get_parser():
     p = parser(__doc__)
-    p.add_argument("--cer", action="store_true", help="character error rate (spaces not counted)")
+    add_flag(p, "cer", "character error rate (spaces not counted)")
     p.add_argument("--mode", choices=MODES, default="present", help="references without hypothesis (default present)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to both sides, e.g. lower,punct (default none)")
     p.add_argument("ref", help="reference rspecifier or file")

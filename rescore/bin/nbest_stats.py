@@ -1,7 +1,7 @@
 """Statistics of a dataset directory: sizes, first-pass and oracle error rates.
 
-    python -m rescore.bin.nbest_stats [--json] [--metric wer|cer|wer,cer] [--cer] [--mode present|all]
-        [--norm FLAGS] SETDIR
+    python -m rescore.bin.nbest_stats [--json true|false] [--metric wer|cer|wer,cer] [--cer true|false]
+        [--mode present|all] [--norm FLAGS] SETDIR
 
 First pass = the best hypothesis by ``score``; oracle = the hypothesis with the fewest errors.
 Errors are counted with the set's normalisation and metric as recorded at import (meta.yaml:
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rescore.bin.common import log, norm_arg, parser, run
+from rescore.bin.common import add_flag, log, norm_arg, parser, run
 from rescore.nbest import load_set
 from rescore.stats import ensure_errors, scoring_setup, set_stats
 
@@ -37,10 +37,10 @@ def metric_arg(value: str) -> list[str]:
 
 def get_parser():
     p = parser(__doc__)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_flag(p, "json", "print one JSON object")
     p.add_argument("--metric", type=metric_arg,
                    help="wer, cer or wer,cer (default: the set's metric recorded in meta.yaml)")
-    p.add_argument("--cer", action="store_true", help="also report character error rates")
+    add_flag(p, "cer", "also report character error rates")
     p.add_argument("--mode", choices=["present", "all"], default="present",
                    help="references without hypotheses: skipped (present, default) or scored as deletions (all)")
     p.add_argument("--norm", type=norm_arg, help="normalisation flags (default: the set's meta.yaml)")

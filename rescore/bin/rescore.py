@@ -1,7 +1,7 @@
 """Rescore n-best sets with second-pass streams: weights tuned on dev, outputs scored per set.
 
     python -m rescore.bin.rescore --dev DEV_SETDIR --eval SETDIR [--eval SETDIR ...]
-        --stream LABEL=PATH [--stream ...] --out EXPDIR [--cer] [--tune WHAT] [--weights FILE]
+        --stream LABEL=PATH [--stream ...] --out EXPDIR [--cer true|false] [--tune WHAT] [--weights FILE]
         [--norm FLAGS] [--bootstrap N] [--seed N] [--overwrite true|false]
 
 PATH is a per-hypothesis archive (``<utt>-<k> <float>``, higher is better) in which ``{set}``
@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, log, norm_arg, parser, run
+from rescore.bin.common import add_flag, add_overwrite, log, norm_arg, parser, run
 from rescore.rescoring import RescoreOptions, execute, parse_stream_spec, prepare
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
@@ -66,7 +66,7 @@ def get_parser():
     p.add_argument("--stream", action="append", default=[], required=True,
                    help="LABEL=PATH, PATH with {set} for each set's name (repeatable)")
     p.add_argument("--out", required=True, type=Path, help="experiment directory EXPDIR")
-    p.add_argument("--cer", action="store_true", help="character error rate for every set (tuning included)")
+    add_flag(p, "cer", "character error rate for every set (tuning included)")
     p.add_argument("--tune", default=None,
                    help="all (default), none (default with --weights), or streams/wip/acwt joined by '+'")
     p.add_argument("--weights", type=Path, default=None, help="weights YAML (schema of EXPDIR/weights.yaml)")

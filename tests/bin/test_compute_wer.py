@@ -65,3 +65,16 @@ def test_rspecifiers(tmp_path, capsys, monkeypatch):
                       (f"ark:| cat {ref}", "output pipe"), (f"ark:{tmp_path}/nothing", "not found")):
         assert compute_wer.main([spec, str(ref)]) == 1, spec
         assert msg in capsys.readouterr().err, spec
+
+
+def test_cer_is_a_kaldi_boolean_and_still_works_bare(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    hyp = tmp_path / "hyp"
+    ref.write_text("u1 abc de\n", encoding="utf-8")
+    hyp.write_text("u1 abd de\n", encoding="utf-8")
+    outs = {}
+    for flags in ([], ["--cer", "false"], ["--cer"], ["--cer", "true"]):
+        assert compute_wer.main([*flags, str(ref), str(hyp)]) == 0
+        outs[" ".join(flags)] = capsys.readouterr().out.splitlines()[0]
+    assert outs[""] == outs["--cer false"] and outs["--cer"] == outs["--cer true"]
+    assert outs[""] != outs["--cer"]  # words: 1 of 2 wrong; characters: 1 of 5
