@@ -561,14 +561,15 @@ class PllScorer:
         forward pass, and a model it does not reproduce (an unknown layer variant, a changed head, a
         hook) is scored with the full forward pass from then on: logged, never silently wrong."""
         if self.verified:
-            return self._fast_logits(input_ids, srow, spos) if self.head is not None else \
-                self.model(input_ids=input_ids).logits[srow, spos]
+            if self.head is None:
+                return self._full_logits(input_ids, srow, spos)
+            return self._fast_logits(input_ids, srow, spos)
         self.verified = True
         k = min(len(input_ids), 8)  # a few rows are enough; full logits of a whole batch can be large
         sel = srow < k
         ids, r, q = input_ids[:k], srow[sel], spos[sel]
         with torch.autocast(self.device.type, enabled=False):
-            full = torch.log_softmax(self.model(input_ids=ids).logits[r, q].float(), dim=-1)
+            full = torch.log_softmax(self._full_logits(ids, r, q).float(), dim=-1)
             try:
                 fast = torch.log_softmax(self._fast_logits(ids, r, q).float(), dim=-1)
                 diff = float((fast - full).abs().max()) if fast.shape == full.shape else math.inf
@@ -582,6 +583,9 @@ class PllScorer:
         log.warning("%s: the fast PLL path (%s) does not reproduce the model's own logits (%s): scoring with the "
                     "full forward pass (slower, exact)", name, self.path, why)
         self.head, self.bert_like = None, False
+        return self._full_logits(input_ids, srow, spos)
+
+    def _full_logits(self, input_ids: torch.Tensor, srow: torch.Tensor, spos: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids).logits[srow, spos]
 
 

@@ -142,11 +142,11 @@ def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
     ``config_of(config_path, overrides, init)``, for steps with ``--config``: the resolved and
     validated config, printed instead of running with ``--print_config true`` (add_print_config).
     """
+    given = sys.argv[1:] if argv is None else list(argv)
     if config_of is not None:
-        code = _print_config(p, sys.argv[1:] if argv is None else list(argv), config_of)
+        code = _print_config(p, given, config_of)
         if code is not None:
             return code
-    given = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(bare_flags_as_true(given, getattr(p, "bare_flags", ())))
     args.argv = argv  # the command line as given, for the run record (run.yaml)
     setup_logging(args.verbose)

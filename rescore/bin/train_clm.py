@@ -51,11 +51,10 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 
 
 def body(args, argv: list[str] | None) -> int:
-    from rescore.clm_train import TrainClmConfig, fresh_start, train_lstm_lm  # torch: after parsing
+    from rescore.clm_train import fresh_start, train_lstm_lm  # torch: after parsing (fast --help)
 
     try:
-        cfg = load_config(TrainClmConfig, args.config, args.overrides)
-        cfg.validate()
+        cfg = resolved_config(args.config, args.overrides, None)
     except ConfigError as e:
         raise SystemExit(f"train_clm: error: {e}") from None
     out = Path(args.out)

@@ -46,10 +46,10 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 
 
 def body(args, argv: list[str] | None) -> int:
-    from rescore.mlm_train import MlmTrainConfig, train_mlm  # torch: after parsing (fast --help)
+    from rescore.mlm_train import train_mlm  # torch: after parsing (fast --help)
 
     try:
-        cfg = load_config(MlmTrainConfig, args.config, args.overrides)
+        cfg = resolved_config(args.config, args.overrides, args.init)
         train_mlm(args.init, args.text, args.out, cfg, dev_text=args.dev_text, resume=args.resume,
                   overwrite=args.overwrite, argv=argv)
     except ConfigError as e:

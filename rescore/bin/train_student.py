@@ -55,12 +55,10 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 
 
 def body(args, argv: list[str] | None) -> int:
-    from rescore.student_train import StudentTrainConfig, train_student  # torch: after parsing
+    from rescore.student_train import train_student  # torch: after parsing (fast --help)
 
     try:
-        cfg = load_config(StudentTrainConfig, args.config, args.overrides)
-        if args.init is not None:
-            cfg = dataclasses.replace(cfg, init=args.init)
+        cfg = resolved_config(args.config, args.overrides, args.init)
         train_student(args.train_set, args.train_scores, args.dev_set, args.dev_scores, args.out, cfg,
                       resume=args.resume, overwrite=args.overwrite, argv=argv)
     except ConfigError as e:
