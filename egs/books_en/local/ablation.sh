@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One ablation of a discriminative student (RESULTS.md, "Ablations"): the config of the recipe's
+# One ablation of a discriminative student (for the ablation table of RESULTS.md): the config of the recipe's
 # OBJECTIVE (conf/<mwer|mwed>.yaml) with KEY=VALUE overrides, trained from the MD student of the
 # main run like stage 5, then scored and rescored on dev and test like stage 6.
 #
