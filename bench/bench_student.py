@@ -99,7 +99,7 @@ def main() -> None:
     texts = to_texts(words, tok)
     lens = np.array([len(x) + 2 for x in words])  # incl. [CLS]/[SEP]
     encoder = mlm.base_model  # the very same encoder weights on both sides
-    student = RescoreBert(encoder, tok).to(device).eval()
+    student = RescoreBert.on_encoder(encoder, tok).to(device).eval()
     pll = PllScorer(mlm, tok, device=device, dtype=args.pll_dtype, batch_tokens=args.pll_batch_tokens, dedup=False)
 
     cfg = encoder.config

@@ -29,15 +29,21 @@ student scores the first window only (a PLL teacher scores every token, so a stu
 very long hypothesis is an approximation). Every call that truncates logs a warning with the count,
 and :attr:`RescoreBert.stats` records it; nothing is cut silently.
 
-Saved form (``save_pretrained``), one directory a user can copy to production::
+Saved form (``save_pretrained``, transformers' own), one directory a user can copy to production::
 
-    config.json         {"model_type": "rescore_bert", "encoder": <the encoder's config>,
-                         "head": {"hidden": 256, "activation": "tanh", "dropout": 0.1}, ...}
+    config.json         {"model_type": "rescore_bert", "architectures": ["RescoreBert"],
+                         "encoder": <the encoder's config>, "head": {"hidden": 256, "activation": "tanh",
+                         "dropout": 0.1}, "output": {"shift": ..., "scale": ...}, "max_tokens": 512, ...}
     model.safetensors   every weight (shared tensors stored once; never a pickle)
     tokenizer files     whatever ``tokenizer.save_pretrained`` writes
 
-``from_pretrained`` rebuilds the encoder from the saved config (no download) and loads the weights
-strictly; given a plain encoder directory or a hub id instead, it behaves like ``from_encoder``.
+The student is a transformers ``PreTrainedModel`` registered with ``AutoConfig`` and ``AutoModel``
+(``import rescore`` is enough: the registration runs when transformers is imported), so
+``AutoModel.from_pretrained(dir)``, ``push_to_hub`` and tools built on ``PreTrainedModel`` take
+it. ``from_pretrained`` rebuilds the encoder from the saved config (no download), loads the weights
+strictly (a missing, unexpected or mis-shaped weight is an error) and the tokenizer; given a plain
+encoder directory or a hub id instead, it behaves like ``from_encoder``. Students saved before
+(``"architecture"``/``"max_length"`` keys) load unchanged, with identical scores.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
+
 from rescore.defaults import STUDENT_BATCH_TOKENS
 from rescore.log import get_logger
 from rescore.runtime import autocast
@@ -60,7 +68,7 @@ log = get_logger(__name__)
 
 MODEL_TYPE = "rescore_bert"
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+DEFAULT_HEAD = {"hidden": 256, "activation": "tanh", "dropout": 0.1}
 DEFAULT_BATCH_TOKENS = STUDENT_BATCH_TOKENS
 ACTIVATIONS = {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU}
 LAST_LAYER_STD = 1e-3  # an untrained student scores ~0
@@ -141,34 +149,108 @@ def _quiet_transformers() -> None:  # transformers is imported only when a model
     quiet()
 
 
-class RescoreBert(nn.Module):
-    """A hypothesis scorer: ``head(encoder(text)[first token])``, one scalar per text (higher is better)."""
+class RescoreBertConfig(PreTrainedConfig):
+    """The student's ``config.json``: the encoder's config, the head, the output scale, the token limit.
 
-    def __init__(self, encoder: nn.Module, tokenizer, head_hidden: int = 256, head_activation: str = "tanh",
-                 head_dropout: float = 0.1, output: dict | None = None):
-        super().__init__()
-        self.encoder = _drop_pooler(encoder)
-        self.tokenizer = tokenizer
+    ``encoder`` is the encoder's own ``to_dict()`` (with its ``model_type``), ``head`` is
+    ``{"hidden", "activation", "dropout"}``, ``output`` is ``{"shift", "scale"}`` or None (not
+    calibrated), ``max_tokens`` the longest input in tokens, special tokens included (informative: the
+    loaded model recomputes it from the encoder and tokenizer). Students saved before the student
+    became a transformers model wrote ``architecture`` and ``max_length``; both are read and dropped
+    (``max_length`` is a generation parameter to transformers and may not sit in a model config).
+    """
+
+    model_type = MODEL_TYPE
+
+    def __init__(self, encoder: dict | None = None, head: dict | None = None, output: dict | None = None,
+                 max_tokens: int | None = None, **kwargs):
+        kwargs.pop("architecture", None)
+        old_max = kwargs.pop("max_length", None)
+        self.encoder = dict(encoder or {})
+        self.head = {**DEFAULT_HEAD, **(head or {})}
+        self.output = None if output is None else {"shift": float(output["shift"]), "scale": float(output["scale"])}
+        self.max_tokens = max_tokens if max_tokens is not None else old_max
+        super().__init__(**kwargs)
+
+    def encoder_config(self):
+        """The encoder's ``PreTrainedConfig``, rebuilt from :attr:`encoder`."""
+        from transformers import AutoConfig
+
+        if "model_type" not in self.encoder:
+            raise ValueError("the student config has no encoder model_type")
+        enc = dict(self.encoder)
+        return AutoConfig.for_model(enc.pop("model_type"), **enc)
+
+
+class RescoreBert(PreTrainedModel):
+    """A hypothesis scorer: ``head(encoder(text)[first token])``, one scalar per text (higher is better).
+
+    A transformers ``PreTrainedModel`` (``config_class`` :class:`RescoreBertConfig`, model type
+    ``rescore_bert``), registered with ``AutoConfig``/``AutoModel``: ``AutoModel.from_pretrained(dir)``
+    loads a saved student once ``rescore`` has been imported. ``RescoreBert(config)`` builds a
+    randomly initialised encoder from the config; :meth:`on_encoder` wraps an encoder that exists,
+    :meth:`from_encoder` a pretrained one. The tokenizer is part of the student
+    (:meth:`set_tokenizer`; saved and loaded with it).
+    """
+
+    config_class = RescoreBertConfig
+    base_model_prefix = "rescore_bert"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+
+    def __init__(self, config: RescoreBertConfig, encoder: nn.Module | None = None, tokenizer=None):
+        super().__init__(config)
+        if encoder is None:
+            from transformers import AutoModel
+
+            encoder = AutoModel.from_config(config.encoder_config(), dtype=torch.float32)
+        config.encoder = encoder.config.to_dict()
         d = int(encoder.config.hidden_size)
         init_std = float(getattr(encoder.config, "initializer_range", 0.02))
-        self.head_config = {"hidden": int(head_hidden), "activation": head_activation,
-                            "dropout": float(head_dropout)}
-        self.head = build_head(d, int(head_hidden), head_activation, float(head_dropout), init_std)
-        # score = shift + scale * head(h_0): fixed numbers, in the config (None: not calibrated yet)
-        self.output = None if output is None else {"shift": float(output["shift"]), "scale": float(output["scale"])}
-        shift, scale = (0.0, 1.0) if self.output is None else (self.output["shift"], self.output["scale"])
-        self.register_buffer("out_shift", torch.tensor(shift, dtype=torch.float32), persistent=False)
-        self.register_buffer("out_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
+        h = config.head
+        self.head = build_head(d, int(h["hidden"]), h["activation"], float(h["dropout"]), init_std)
+        self.post_init()  # before the encoder is attached: nothing of a pretrained encoder is re-initialised
+        self.encoder = _drop_pooler(encoder)
+        self.tokenizer = None
+        self.stats = StudentStats()
+        if tokenizer is not None:
+            self.set_tokenizer(tokenizer)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Nothing: the head initialises itself (:func:`build_head`), the encoder is pretrained or its own."""
+
+    @classmethod
+    def on_encoder(cls, encoder: nn.Module, tokenizer, head_hidden: int = 256, head_activation: str = "tanh",
+                   head_dropout: float = 0.1, output: dict | None = None) -> RescoreBert:
+        """A student on ``encoder`` (kept as it is) with a new head."""
+        cfg = RescoreBertConfig(encoder=encoder.config.to_dict(), output=output,
+                                head={"hidden": int(head_hidden), "activation": head_activation,
+                                      "dropout": float(head_dropout)})
+        return cls(cfg, encoder=encoder, tokenizer=tokenizer)
+
+    def set_tokenizer(self, tokenizer) -> None:
+        """Attach the teacher's tokenizer and derive the special-token layout and the token limit."""
         from rescore.pll import model_max_length, special_layout, wants_leading_space
 
-        self.prefix, self.suffix = special_layout(tokenizer)
-        self.max_length = model_max_length(encoder, tokenizer)
-        if self.max_length <= len(self.prefix) + len(self.suffix):
-            raise ValueError(f"max length {self.max_length} leaves no room next to the special tokens")
+        prefix, suffix = special_layout(tokenizer)
+        max_length = model_max_length(self.encoder, tokenizer)
+        if max_length <= len(prefix) + len(suffix):
+            raise ValueError(f"max length {max_length} leaves no room next to the special tokens")
+        self.tokenizer, self.prefix, self.suffix, self.max_length = tokenizer, prefix, suffix, max_length
+        self.config.max_tokens = max_length
         # byte-level BPE tokenizers: a leading space, so the first word is tokenised like the rest
         self._lead = " " if wants_leading_space(tokenizer) else ""
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-        self.stats = StudentStats()
+
+    @property
+    def head_config(self) -> dict:
+        """``{"hidden", "activation", "dropout"}`` of the head (the config's, saved with the student)."""
+        return self.config.head
+
+    @property
+    def output(self) -> dict | None:
+        """``{"shift", "scale"}`` of the output, or None before :meth:`calibrate`."""
+        return self.config.output
 
     # -- construction and persistence
 
@@ -186,14 +268,12 @@ class RescoreBert(nn.Module):
         c = encoder.config
         log.info(f"student: encoder {name_or_dir} ({type(encoder).__name__}, {c.num_hidden_layers} layers x "
                  f"{c.hidden_size}), new head (hidden {head_hidden}, {head_activation})")
-        return cls(encoder, tokenizer, head_hidden, head_activation, head_dropout)
+        return cls.on_encoder(encoder, tokenizer, head_hidden, head_activation, head_dropout)
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | os.PathLike) -> RescoreBert:
-        """A saved student; a plain encoder directory or hub id: :meth:`from_encoder` with defaults."""
-        from safetensors.torch import load_model
-        from transformers import AutoConfig, AutoModel
-
+    def from_pretrained(cls, name_or_dir: str | os.PathLike, *args, **kwargs) -> RescoreBert:
+        """A saved student (transformers' loading, strict); a plain encoder directory or hub id:
+        :meth:`from_encoder` with defaults (and a warning)."""
         from rescore.models.hf import load_tokenizer
 
         path = Path(name_or_dir)
@@ -203,34 +283,28 @@ class RescoreBert(nn.Module):
                         "(scores ~0 until trained)")
             return cls.from_encoder(str(name_or_dir))
         _quiet_transformers()
-        enc_cfg = dict(cfg["encoder"])
-        enc_type = enc_cfg.pop("model_type")
-        encoder = AutoModel.from_config(AutoConfig.for_model(enc_type, **enc_cfg), dtype=torch.float32)
-        head = cfg.get("head", {})
-        model = cls(encoder, load_tokenizer(str(path)), head.get("hidden", 256),
-                    head.get("activation", "tanh"), head.get("dropout", 0.1), cfg.get("output"))
-        missing, unexpected = load_model(model, str(path / WEIGHTS_NAME), strict=True)
-        if missing or unexpected:  # strict=True raises; kept for safety
-            raise ValueError(f"{path / WEIGHTS_NAME}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return model.eval()
+        kwargs.setdefault("dtype", torch.float32)
+        kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below as one error naming the keys
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(str(path), *args, output_loading_info=True, **kwargs)
+        bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+        if bad:
+            raise ValueError(f"{path}: the weights do not match the student's config: "
+                             + "; ".join(f"{k} {sorted(v)[:5]}" for k, v in bad.items()))
+        with torch.no_grad():  # own the weights: views into the mmapped file may be unaligned (other kernels)
+            for t in list(model.parameters()) + list(model.buffers()):
+                t.data = t.data.clone()
+        model.set_tokenizer(load_tokenizer(str(path)))
+        model.eval()
+        return (model, info) if want_info else model
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write config.json, model.safetensors (atomically) and the tokenizer into ``directory``."""
-        from safetensors.torch import save_model
-
+    def save_pretrained(self, directory: str | os.PathLike, **kwargs) -> None:
+        """transformers' ``save_pretrained`` (config.json, model.safetensors) and the tokenizer's files."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save_pretrained(str(directory))
-        tmp = directory / f".{WEIGHTS_NAME}.tmp"
-        save_model(self, str(tmp), metadata={"format": "pt"})  # shared tensors stored once
-        tmp.replace(directory / WEIGHTS_NAME)
-        cfg = {"model_type": MODEL_TYPE, "architecture": "RescoreBert", "encoder": self.encoder.config.to_dict(),
-               "head": self.head_config, "max_length": self.max_length}
-        if self.output is not None:
-            cfg["output"] = self.output
-        tmp = directory / f".{CONFIG_NAME}.tmp"
-        tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        tmp.replace(directory / CONFIG_NAME)  # written last: a directory with it is complete
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(directory))
+        super().save_pretrained(str(directory), **kwargs)
 
     @property
     def calibrated(self) -> bool:
@@ -248,9 +322,7 @@ class RescoreBert(nn.Module):
             raise ValueError("no finite target to calibrate the student's output on")
         shift, std = float(t.mean()), float(t.std())
         scale = std if std > 0 else 1.0
-        self.output = {"shift": shift, "scale": scale}
-        self.out_shift.fill_(shift)
-        self.out_scale.fill_(scale)
+        self.config.output = {"shift": shift, "scale": scale}
         return shift, scale
 
     # -- scoring
@@ -260,7 +332,8 @@ class RescoreBert(nn.Module):
         """(B,) scores: the head on the first token's final hidden state."""
         kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)[0]
-        return self.out_shift + self.out_scale * self.head(hidden[:, 0]).squeeze(-1)
+        shift, scale = (0.0, 1.0) if self.output is None else (self.output["shift"], self.output["scale"])
+        return shift + scale * self.head(hidden[:, 0]).squeeze(-1)
 
     def encode(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
         """A padded batch ``{"input_ids", "attention_mask"}`` (right padding) for :meth:`forward`."""
@@ -364,3 +437,7 @@ def _read_config(path: Path) -> dict | None:
         return None
     with open(f, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+AutoConfig.register(MODEL_TYPE, RescoreBertConfig, exist_ok=True)
+AutoModel.register(RescoreBertConfig, RescoreBert, exist_ok=True)

@@ -17,7 +17,7 @@ from tests.test_pll import bert_tokenizer
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("student")
     tok = bert_tokenizer(d)
-    visible(RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=8)).save_pretrained(d / "model")
+    visible(RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=8)).save_pretrained(d / "model")
     return d / "model"
 
 

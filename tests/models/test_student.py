@@ -55,7 +55,7 @@ def tok(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def student(tok):
-    return visible(RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=8))
+    return visible(RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=8))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_empty_text_is_the_special_tokens_only(student, tok):
 
 
 def test_long_text_is_truncated_with_a_counted_warning(tok, caplog):
-    model = visible(RescoreBert(tiny_encoder("bert", tok, max_pos=12), tok, head_hidden=8))
+    model = visible(RescoreBert.on_encoder(tiny_encoder("bert", tok, max_pos=12), tok, head_hidden=8))
     assert model.max_length == 12
     words = ("the cat sat on the mat and it is good " * 3).split()
     long_text, prefix = " ".join(words), " ".join(words[:10])  # 10 content tokens + [CLS]/[SEP] = 12
@@ -147,7 +147,7 @@ def test_long_text_is_truncated_with_a_counted_warning(tok, caplog):
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])
 def test_save_load_round_trip_gives_identical_scores(kind, tok, tmp_path):
     tk = byte_bpe_tokenizer(tmp_path) if kind == "roberta" else tok
-    model = visible(RescoreBert(tiny_encoder(kind, tk), tk, head_hidden=8, head_activation="gelu",
+    model = visible(RescoreBert.on_encoder(tiny_encoder(kind, tk), tk, head_hidden=8, head_activation="gelu",
                                 head_dropout=0.2))
     assert not any("pooler" in k for k in model.state_dict())  # unused by the student: removed
     if kind == "roberta":
@@ -199,28 +199,28 @@ def test_from_pretrained_on_a_plain_encoder_dir(tok, tmp_path, caplog):
 
 @pytest.mark.parametrize("activation,cls", [("tanh", nn.Tanh), ("gelu", nn.GELU), ("relu", nn.ReLU)])
 def test_head_layout_and_activations(tok, activation, cls):
-    model = RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=8, head_activation=activation, head_dropout=0.3)
+    model = RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=8, head_activation=activation, head_dropout=0.3)
     kinds = [type(m) for m in model.head]
     assert kinds == [nn.Linear, cls, nn.Dropout, nn.Linear]
     assert model.head[0].in_features == 32 and model.head[0].out_features == 8 and model.head[2].p == 0.3
     assert float(model.head[-1].bias.detach().abs().sum()) == 0.0
     assert float(model.head[-1].weight.detach().abs().max()) < 0.01
-    single = RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=0)
+    single = RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=0)
     assert [type(m) for m in single.head] == [nn.Linear] and single.head[0].in_features == 32
     assert np.all(np.abs(single.eval().score(TEXTS)) < 0.05)
 
 
 def test_bad_head_options(tok):
     with pytest.raises(ValueError, match="head_activation"):
-        RescoreBert(tiny_encoder("bert", tok), tok, head_activation="swish")
+        RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_activation="swish")
     with pytest.raises(ValueError, match="head_hidden"):
-        RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=-1)
+        RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=-1)
     with pytest.raises(ValueError, match="batch_tokens"):
-        RescoreBert(tiny_encoder("bert", tok), tok).score(["a"], batch_tokens=0)
+        RescoreBert.on_encoder(tiny_encoder("bert", tok), tok).score(["a"], batch_tokens=0)
 
 
 def test_training_mode_gradients_and_mode_restored(student):
-    model = RescoreBert(tiny_encoder("bert", student.tokenizer), student.tokenizer, head_hidden=8)
+    model = RescoreBert.on_encoder(tiny_encoder("bert", student.tokenizer), student.tokenizer, head_hidden=8)
     model.train()
     loss = model(**model.encode(["the cat sat", "hello world"])).pow(2).sum() + model(
         **model.encode(["a dog"])).sum()
@@ -239,7 +239,7 @@ def test_bf16_autocast_is_close(student):
 
 
 def test_calibrate_sets_the_output_scale_and_is_saved(tok, tmp_path):
-    model = visible(RescoreBert(tiny_encoder("bert", tok), tok, head_hidden=8))
+    model = visible(RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=8))
     assert not model.calibrated
     raw = model.score(TEXTS)
     targets = np.array([-40.0, -50.0, np.nan, -45.0, -np.inf])  # non-finite targets are left out
@@ -256,3 +256,61 @@ def test_calibrate_sets_the_output_scale_and_is_saved(tok, tmp_path):
     assert model.calibrate(np.array([3.0, 3.0])) == (3.0, 1.0)  # constant targets: scale 1
     with pytest.raises(ValueError, match="no finite target"):
         model.calibrate(np.array([np.nan]))
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def test_student_saved_by_the_old_code_loads_with_identical_scores():
+    """tests/models/data/student_v0 was written by RescoreBert(nn.Module).save_pretrained (commit
+    bd82879, config keys "architecture"/"max_length"); it must score exactly as it did then."""
+    with open(os.path.join(DATA, "student_v0_scores.json"), encoding="utf-8") as f:
+        want = json.load(f)
+    model = RescoreBert.from_pretrained(os.path.join(DATA, "student_v0"))
+    assert model.head_config == {"hidden": 8, "activation": "gelu", "dropout": 0.2}
+    assert model.calibrated and model.config.max_tokens == model.max_length == 64
+    np.testing.assert_array_equal(model.score(want["texts"]), np.array(want["scores"]))
+
+
+def test_automodel_loads_a_student_after_import_rescore(tmp_path):
+    """`import rescore` alone (no torch, no transformers imported) registers the student with AutoModel."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json, rescore\n"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+            "from transformers import AutoConfig, AutoModel\n"
+            f"m = AutoModel.from_pretrained({os.path.join(DATA, 'student_v0')!r})\n"
+            f"c = AutoConfig.from_pretrained({os.path.join(DATA, 'student_v0')!r})\n"
+            "print(json.dumps([type(m).__name__, c.model_type, list(m.score(['hello world', '']))]))\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(DATA)).rsplit(os.sep, 1)[0])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    name, model_type, scores = json.loads(out.stdout.strip().splitlines()[-1])
+    with open(os.path.join(DATA, "student_v0_scores.json"), encoding="utf-8") as f:
+        want = json.load(f)
+    assert name == "RescoreBert" and model_type == "rescore_bert"
+    assert scores == [want["scores"][want["texts"].index(t)] for t in ("hello world", "")]
+
+
+def test_weights_that_do_not_match_the_config_are_an_error(tok, tmp_path):
+    model = visible(RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=8))
+    model.save_pretrained(tmp_path / "s")
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    cfg["head"]["hidden"] = 16  # the saved head is 8 wide
+    (tmp_path / "s" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not match"):
+        RescoreBert.from_pretrained(tmp_path / "s")
+    cfg["head"]["hidden"] = 0  # a one-layer head: the saved head.0/head.3 weights are unexpected
+    (tmp_path / "s" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not match"):
+        RescoreBert.from_pretrained(tmp_path / "s")
+
+
+def test_saved_config_is_a_transformers_config(tok, tmp_path):
+    model = RescoreBert.on_encoder(tiny_encoder("bert", tok), tok, head_hidden=8)
+    model.calibrate(np.array([-10.0, -20.0]))
+    model.save_pretrained(tmp_path / "s")
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert cfg["model_type"] == "rescore_bert" and cfg["architectures"] == ["RescoreBert"]
+    assert cfg["output"] == {"shift": -15.0, "scale": 5.0} and cfg["max_tokens"] == 64
+    assert "max_length" not in cfg and "architecture" not in cfg
