@@ -291,7 +291,7 @@ if in_range 7; then
       for s in "${evals[@]}"; do
         log "Stage 7: Kaldi lattices: $expdir/rescore/$sys/$s -> $expdir/rescore/$sys/decode_$s"
         execute "$python" -m rescore.bin.export_nbest --format kaldi-lattice "${export_args[@]}" \
-          "$expdir/rescore/$sys/$s/nbest" "$expdir/rescore/$sys/decode_$s"
+          "$expdir/rescore/$sys/$s" "$expdir/rescore/$sys/decode_$s"
       done
     done
   fi

@@ -8,6 +8,11 @@ On disk (an interface other code and users rely on)::
     <set>/nbest/<stream>  any other per-hypothesis float stream with the same keys
     <set>/nbest/meta.yaml source, conventions, normalisation, counts
 
+A set whose references are not in ``<set>/text`` names their file in meta.yaml
+(``references: ref``, a file name inside ``<set>``): the rescoring output ``EXPDIR/<set>`` is a
+decode directory whose ``text`` is the rescored 1-best, with the references in ``EXPDIR/<set>/ref``
+(:func:`save_set` ``refs_name``).
+
 Keys are identities: ``<utt>-<k>`` keeps its ``k`` whatever the order of the lines, and streams
 are joined by key, never by line position. In memory a set is a handful of arrays (utterance
 offsets, ranks, a packed UTF-8 text column, one float64 array per stream), so ten million
@@ -612,13 +617,6 @@ def inspect_set(setdir: str | Path, streams: Iterable[str] | None = None) -> tup
             out_streams[name] = read_stream(p, (utt_index, offsets, rank_pos, utt_ids), n, rep)
         except InputError as e:
             rep.errors.append(e)
-    refs = None
-    ref_path = setdir / "text"
-    if ref_path.is_file():
-        try:
-            refs = read_text_dict(ref_path)
-        except InputError as e:
-            rep.errors.append(e)
     meta: dict = {}
     meta_path = setdir / "nbest" / "meta.yaml"
     if meta_path.is_file():
@@ -626,12 +624,48 @@ def inspect_set(setdir: str | Path, streams: Iterable[str] | None = None) -> tup
             meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             rep.errors.append(InputError(meta_path, None, f"unreadable YAML: {e}"))
+    refs = None
+    try:
+        ref_path = setdir / references_name(meta, meta_path)
+    except InputError as e:
+        rep.errors.append(e)
+        ref_path = setdir / "text"
+    if ref_path.is_file():
+        try:
+            refs = read_text_dict(ref_path)
+        except InputError as e:
+            rep.errors.append(e)
     if rep.errors:
         return None, rep
     nbs = NbestSet(utt_ids, offsets, ranks, texts, out_streams, refs, meta)
     _check_refs(nbs, rep, ref_path)
     _check_nonfinite(nbs, rep)
     return nbs, rep
+
+
+def references_name(meta: dict, meta_path: Path | None = None) -> str:
+    """The file name of a set's references inside ``<set>``: meta.yaml's ``references``, else ``text``."""
+    name = meta.get("references", "text") if isinstance(meta, dict) else "text"
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith(".") or name == "nbest":
+        raise InputError(meta_path or Path("meta.yaml"), None,
+                         f"'references' must be a file name inside the set directory, got {name!r}")
+    return name
+
+
+def references_path(setdir: str | Path) -> Path:
+    """Where a set's references are (or would be): ``<set>/text`` unless meta.yaml names another file."""
+    setdir = Path(setdir)
+    meta_path = setdir / "nbest" / "meta.yaml"
+    meta = {}
+    if meta_path.is_file():
+        try:
+            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
+            meta = {}  # inspect_set reports it
+    try:
+        return setdir / references_name(meta, meta_path)
+    except InputError:
+        return setdir / "text"
 
 
 def _check_refs(nbs: NbestSet, rep: LoadReport, ref_path: Path) -> None:
@@ -756,14 +790,16 @@ def write_meta(setdir: str | Path, meta: dict) -> None:
         yaml.safe_dump(meta, f, sort_keys=False, allow_unicode=True)
 
 
-def save_set(nbs: NbestSet, setdir: str | Path) -> dict:
+def save_set(nbs: NbestSet, setdir: str | Path, refs_name: str = "text") -> dict:
     """Write ``nbs`` as a canonical dataset directory; returns the meta written.
 
-    Every file is written atomically; streams of the directory that ``nbs`` does not hold are
-    removed, so the directory never mixes two sets. Counts are checked after writing.
+    The references go to ``<set>/<refs_name>`` (recorded in meta.yaml as ``references`` when it is
+    not ``text``). Every file is written atomically; streams of the directory that ``nbs`` does not
+    hold are removed, so the directory never mixes two sets. Counts are checked after writing.
     """
     nbs.check()
     setdir = Path(setdir)
+    refs_name = references_name({"references": refs_name})
     (setdir / "nbest").mkdir(parents=True, exist_ok=True)
     keep = set(nbs.streams)
     for old in stream_files(setdir):
@@ -785,10 +821,14 @@ def save_set(nbs: NbestSet, setdir: str | Path) -> dict:
     for name, values in nbs.streams.items():
         write_stream(setdir, name, nbs, values)
     if nbs.refs is not None:
-        write_lines(setdir / "text", (f"{u} {t}" if t else u for u, t in nbs.refs.items()))
-    elif (setdir / "text").exists():
-        (setdir / "text").unlink()
+        write_lines(setdir / refs_name, (f"{u} {t}" if t else u for u, t in nbs.refs.items()))
+    elif (setdir / refs_name).exists():
+        (setdir / refs_name).unlink()
     meta = build_meta(nbs)
+    if refs_name == "text":
+        meta.pop("references", None)
+    else:
+        meta["references"] = refs_name
     nbs.meta = meta
     write_meta(setdir, meta)
     return meta

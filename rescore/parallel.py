@@ -23,7 +23,7 @@ import numpy as np
 
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
-from rescore.nbest import NbestSet, load_set, read_scores, save_set, write_scores
+from rescore.nbest import NbestSet, load_set, read_scores, references_path, save_set, write_scores
 from rescore.stage import DONE, clear_done, fingerprint, is_done, mark_done
 
 log = get_logger(__name__)
@@ -60,7 +60,7 @@ def plan_blocks(num_utts: int, nj: int) -> list[tuple[int, int]]:
 def source_fingerprint(setdir: str | Path, nj: int) -> str:
     """Fingerprint of what a split depends on: the set's references, n-best files and NJ."""
     setdir = Path(setdir)
-    return fingerprint([setdir / "text", setdir / "nbest"], {"nj": nj, "split_version": SPLIT_VERSION})
+    return fingerprint([references_path(setdir), setdir / "nbest"], {"nj": nj, "split_version": SPLIT_VERSION})
 
 
 def split_is_current(setdir: str | Path, nj: int) -> bool:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,7 @@ import yaml
 from rescore.archive import atomic_open, write_lines
 from rescore.exceptions import InputError
 from rescore.log import get_logger
-from rescore.nbest import NbestSet, build_meta, load_set, read_scores, save_set
+from rescore.nbest import NbestSet, build_meta, load_set, read_scores, references_path, save_set
 from rescore.stats import ensure_errors, scoring_setup, set_stats
 from rescore.textnorm import Normalizer
 from rescore.tuning import TuneResult, batch_errors, spread, tune_weights
@@ -73,6 +74,8 @@ COST_STREAMS = ("ac_cost", "graph_cost", "lm_cost")  # carried into the output s
 RESERVED_LABELS = frozenset({"score", "rank", "first_pass", "errors", "text", "meta.yaml", "wip", "acwt",
                              "lmwt", *COST_STREAMS})
 WEIGHT_KEYS = ("streams", "wip", "acwt")
+REFS_NAME = "ref"  # EXPDIR/<set>/ref: the references of a rescored set (its text is the 1-best)
+OUTPUT_LAYOUT = 2  # 2: EXPDIR/<set>/{text,ref,nbest/}; 1 (before): EXPDIR/<set>/nbest/{text,nbest/}
 INFO_KEYS = ("system", "tuned", "dev", "metric", "normalization", "dev_errors", "dev_rate", "first_pass",
              "kaldi_wip", "lmwt", "formula", "note")
 FORMULA = "total = first_pass + sum_k streams[k] * stream_k + wip * num_units (higher is better)"
@@ -530,7 +533,7 @@ class RescoreOptions:
         """Every input the outputs depend on (for the step fingerprint)."""
         paths: list[Path] = []
         for name, d, _ in self.set_dirs():
-            paths += [d / "text", d / "nbest"] + [s.path(name) for s in self.streams]
+            paths += [references_path(d), d / "nbest"] + [s.path(name) for s in self.streams]
         return paths + ([Path(self.weights)] if self.weights else [])
 
     def config(self) -> dict:
@@ -591,9 +594,9 @@ def _load(name: str, d: Path, role: str, opts: RescoreOptions) -> SetData:
     norm, metric = scoring_setup(nbs, opts.norm, "cer" if opts.cer else None)
     if role == "dev":
         if nbs.refs is None:
-            raise InputError(d / "text", None, "the dev set has no references: weights are tuned on dev errors")
+            raise InputError(references_path(d), None, "the dev set has no references: weights are tuned on dev errors")
         if not any(u in nbs.refs for u in nbs.utt_ids):
-            raise InputError(d / "text", None, "no utterance of the dev set has a reference")
+            raise InputError(references_path(d), None, "no utterance of the dev set has a reference")
     raw = {}
     for s in opts.streams:
         p = s.path(name)
@@ -804,7 +807,9 @@ def _rescore_one(sd: SetData, w: Weights, base_w: Weights, system: str, job: Job
     new_nbs, new_best = _output_set(sd, total, w, system, job.opts.streams)
     base_best = sd.nbs.best(sd.design.without_streams().total(base_w))
     setout = out / sd.name
-    save_set(new_nbs, nbest_dir(out, sd.name))
+    if (setout / "nbest" / "nbest").is_dir():  # the nested shape of earlier versions: replaced, not mixed
+        shutil.rmtree(setout / "nbest" / "nbest")
+    save_set(new_nbs, setout, refs_name=REFS_NAME)
     one_best = _texts_of(sd.nbs, new_best)
     write_lines(setout / "text", (f"{u} {t}" if t else u for u, t in sorted(one_best.items())))
     changed = int((base_best != new_best).sum())
@@ -826,5 +831,12 @@ def _rescore_one(sd: SetData, w: Weights, base_w: Weights, system: str, job: Job
 
 
 def nbest_dir(out: Path, set_name: str) -> Path:
-    """``EXPDIR/<set>/nbest``: a canonical dataset directory (its own ``text`` holds the references)."""
-    return Path(out) / set_name / "nbest"
+    """``EXPDIR/<set>``: the rescored set, a decode directory and a dataset directory in one.
+
+    ``nbest/{text,score,...}`` the rescored n-best, ``text`` the rescored 1-best, ``ref`` the
+    references (named in ``nbest/meta.yaml`` as ``references``), so :func:`rescore.nbest.load_set`
+    and the exporters read it as they read any set. Earlier versions wrote the set one level down
+    (``EXPDIR/<set>/nbest/nbest/...``, references in ``EXPDIR/<set>/nbest/text``); such a directory
+    is still a dataset directory and loads as before.
+    """
+    return Path(out) / set_name

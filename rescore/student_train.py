@@ -273,7 +273,7 @@ class NbestData:
 def _load(setdir: str | Path, scores_dir: str | Path, norm: str, need_errors: bool,
           require_refs: bool) -> NbestData:
     """A set with its teacher PLL (joined by key) and, when asked, its cached errors."""
-    from rescore.nbest import load_set, read_scores
+    from rescore.nbest import load_set, read_scores, references_path
     from rescore.stats import ensure_errors, scoring_setup
     from rescore.textnorm import Normalizer
 
@@ -285,14 +285,14 @@ def _load(setdir: str | Path, scores_dir: str | Path, norm: str, need_errors: bo
     keep = np.arange(nbs.num_utts)
     if need_errors:
         if nbs.refs is None:
-            raise InputError(Path(setdir) / "text", None, "references are needed to count errors (none found)")
+            raise InputError(references_path(setdir), None, "references are needed to count errors (none found)")
         snorm, metric = scoring_setup(nbs)
         errors = np.asarray(ensure_errors(nbs, snorm, metric), dtype=np.float64)
         has_ref = np.array([u in nbs.refs for u in nbs.utt_ids], dtype=bool)
         if not has_ref.all():
             missing = int((~has_ref).sum())
             if require_refs and not has_ref.any():
-                raise InputError(Path(setdir) / "text", None, "no utterance of the n-best lists has a reference")
+                raise InputError(references_path(setdir), None, "no utterance of the n-best lists has a reference")
             log.warning("%s: %d of %d utterances have no reference and are left out", setdir, missing,
                         nbs.num_utts)
             keep = np.flatnonzero(has_ref)
@@ -806,7 +806,9 @@ def _rate(errors: int, ref_units: int) -> float:
 def _set_files(setdir: str | Path) -> list[Path]:
     """The files of a set that training reads (not meta.yaml or cached streams other steps rewrite)."""
     s = Path(setdir)
-    return [s / "text", s / "nbest" / "text", s / "nbest" / "score"]
+    from rescore.nbest import references_path
+
+    return [references_path(s), s / "nbest" / "text", s / "nbest" / "score"]
 
 
 def _scoring_recipe(setdir: str | Path) -> list[str]:

@@ -152,3 +152,22 @@ def test_write_and_read_scores_by_key(tmp_path, small_set):
     (tmp_path / "pll").write_text("\n".join(lines[:4] + [lines[0]]) + "\n")
     with pytest.raises(InvalidSetError, match=r"pll:5: duplicate key.*\n.*1 key\(s\) of nbest/text missing: spk2-u2-2"):
         read_scores(tmp_path / "pll", nbs)
+
+
+def test_references_in_another_file_named_by_meta(tmp_path):
+    b = NbestBuilder(["score"])
+    b.add("a", 1, "x y", {"score": -1.0})
+    nbs = b.build(refs={"a": "x z"})
+    meta = save_set(nbs, tmp_path / "s", refs_name="ref")
+    assert meta["references"] == "ref" and not (tmp_path / "s" / "text").exists()
+    assert (tmp_path / "s" / "ref").read_text() == "a x z\n"
+    back = load_set(tmp_path / "s")
+    assert back.refs == {"a": "x z"}
+    assert "references" not in save_set(back, tmp_path / "t")  # the default file: no key
+    assert (tmp_path / "t" / "text").read_text() == "a x z\n"
+    with pytest.raises(ValueError):
+        save_set(nbs, tmp_path / "u", refs_name="../ref")
+    meta_path = tmp_path / "s" / "nbest" / "meta.yaml"
+    meta_path.write_text(meta_path.read_text().replace("references: ref", "references: ../../etc/passwd"))
+    with pytest.raises(InvalidSetError, match="meta.yaml.*'references' must be a file name"):
+        load_set(tmp_path / "s")

@@ -106,7 +106,7 @@ def test_top_level_dry_run_prints_every_stage_and_command(tmp_path: Path):
         "--out exp/rescore/mwer --bootstrap 10",
         f"{PY} -m rescore.bin.gather_results --system clm=exp/rescore/clm --system pll=exp/rescore/pll "
         "--system md=exp/rescore/md --system mwer=exp/rescore/mwer --set test --json exp/results.json RESULTS.md",
-        *(f"{PY} -m rescore.bin.export_nbest --format kaldi-lattice exp/rescore/{s}/test/nbest "
+        *(f"{PY} -m rescore.bin.export_nbest --format kaldi-lattice exp/rescore/{s}/test "
           f"exp/rescore/{s}/decode_test" for s in ("clm", "pll", "md", "mwer")),
     ]
     assert stage_lines(r.stderr) == [

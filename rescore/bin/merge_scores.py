@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, parser, run, str2bool
 from rescore.exceptions import InputError
+from rescore.nbest import references_path
 from rescore.parallel import merge_stream, split_root
 from rescore.stage import DONE, clear_done, fingerprint, is_done, mark_done, write_run_info
 
@@ -42,7 +43,7 @@ def body(args) -> int:
     extra = outdir / f"split{args.nj}" / str(args.nj + 1)
     if extra.exists():
         raise InputError(extra, None, f"exists: the parts are not those of {args.nj} jobs")
-    inputs = [setdir / "text", setdir / "nbest", split_root(setdir, args.nj) / DONE]
+    inputs = [references_path(setdir), setdir / "nbest", split_root(setdir, args.nj) / DONE]
     for pdir in parts:
         inputs += [pdir / args.name, pdir / DONE]
     config = {"name": args.name, "nj": args.nj, "require_done": args.require_done}

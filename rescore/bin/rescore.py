@@ -30,12 +30,15 @@ Outputs::
     EXPDIR/RESULTS.md                   one row per eval set: system, weights, first pass, rescored,
                                         oracle, relative change, 95% CI of rescored - first pass
     EXPDIR/dev_<weight>.png             dev error rate against each weight (the others fixed)
-    EXPDIR/<set>/nbest/                 a canonical dataset directory: text (references, when the
-                                        input has them) and nbest/{text,score,rank,first_pass,<LABEL>..}
-                                        with the input's keys, each utterance's entries in new-score
-                                        order (score = the new total, rank = the new rank,
-                                        first_pass = the input score; ac_cost/graph_cost/lm_cost kept)
+    EXPDIR/<set>/nbest/{text,score,rank,first_pass,<LABEL>..,meta.yaml}
+                                        the rescored n-best with the input's keys, each utterance's
+                                        entries in new-score order (score = the new total, rank = the
+                                        new rank, first_pass = the input score; ac_cost/graph_cost/
+                                        lm_cost kept)
     EXPDIR/<set>/text                   the rescored 1-best, "<utt> w1 w2 ...", C-sorted
+    EXPDIR/<set>/ref                    the references (when the input has them; meta.yaml names
+                                        this file, so EXPDIR/<set> loads as a dataset directory:
+                                        export_nbest, nbest_stats and rescore read it)
     EXPDIR/<set>/scoring/wer            Kaldi compute-wer lines (%WER line even for CER, as Kaldi)
     EXPDIR/<set>/scoring/per_utt        Kaldi wer_per_utt_details.pl lines (ref/hyp/op/#csid, '***')
     EXPDIR/<set>/scoring/summary.json   first-pass, rescored, oracle rates, relative change, bootstrap CI
@@ -53,7 +56,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rescore.bin.common import add_flag, add_overwrite, log, norm_arg, parser, run
-from rescore.rescoring import RescoreOptions, execute, parse_stream_spec, prepare
+from rescore.rescoring import OUTPUT_LAYOUT, RescoreOptions, execute, parse_stream_spec, prepare
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.rescore"
@@ -82,7 +85,8 @@ def body(args) -> int:
                           out=args.out, cer=args.cer, tune=args.tune, weights=args.weights, norm=args.norm,
                           bootstrap=args.bootstrap, seed=args.seed)
     cfg = opts.config()
-    fp = check_done(opts.out, opts.input_paths(), cfg, args.overwrite)
+    # the layout of the outputs is part of what .done certifies: outputs of the nested layout are redone
+    fp = check_done(opts.out, opts.input_paths(), {**cfg, "output_layout": OUTPUT_LAYOUT}, args.overwrite)
     if fp is None:
         return 0
     job = prepare(opts)  # every input error is raised here, before anything is written

@@ -57,7 +57,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 
 from rescore.defaults import STUDENT_BATCH_TOKENS

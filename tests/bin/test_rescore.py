@@ -51,8 +51,8 @@ def test_outputs_layout_order_and_scoring(sets, tmp_path, caplog):
     dev, test, stream = sets
     out = tmp_path / "exp"
     assert run(dev, test, stream, out, "--tune", "none") == 0
-    per_set = {"text", "nbest/text", "scoring/wer", "scoring/per_utt", "scoring/summary.json",
-               *(f"nbest/nbest/{f}" for f in ("text", "score", "rank", "first_pass", "lm", "meta.yaml"))}
+    per_set = {"text", "ref", "scoring/wer", "scoring/per_utt", "scoring/summary.json",
+               *(f"nbest/{f}" for f in ("text", "score", "rank", "first_pass", "lm", "meta.yaml"))}
     assert files_under(out) == {".done", "run.yaml", "RESULTS.md", "weights.yaml", "dev_lm.png", "dev_wip.png",
                                 *(f"{s}/{f}" for s in ("dev", "test") for f in per_set)}
     assert (out / "dev_lm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -60,9 +60,10 @@ def test_outputs_layout_order_and_scoring(sets, tmp_path, caplog):
     w = yaml.safe_load((out / "weights.yaml").read_text())
     assert (w["streams"], w["wip"], w["acwt"], w["tuned"]) == ({"lm": 1.0}, 0.0, None, [])
     # the rescored set: same keys, entries in new-score order, rank / score / first_pass streams
-    nbs = load_set(out / "test" / "nbest")
-    assert set(nbs.keys()) == set(load_set(test).keys())
-    assert (out / "test" / "nbest" / "nbest" / "text").read_text().splitlines() == [
+    nbs = load_set(out / "test")  # a decode dir and a dataset dir: references from ref (meta.yaml says so)
+    assert set(nbs.keys()) == set(load_set(test).keys()) and nbs.refs == load_set(test).refs
+    assert yaml.safe_load((out / "test" / "nbest" / "meta.yaml").read_text())["references"] == "ref"
+    assert (out / "test" / "nbest" / "text").read_text().splitlines() == [
         "t1-2 a b c", "t1-1 a b", "t10-1 p", "t2-1 x y", "t2-2 x z"]
     assert nbs.streams["rank"].tolist() == [1, 2, 1, 1, 2]
     assert nbs.streams["score"].tolist() == [-2.0, -9.5, -1.0, -3.0, -5.0]
@@ -106,7 +107,7 @@ def test_weights_file_is_applied_without_tuning(sets, tmp_path):
     assert run(dev, test, stream, out, "--weights", str(wfile)) == 0
     w = yaml.safe_load((out / "weights.yaml").read_text())
     assert (w["streams"], w["wip"], w["kaldi_wip"]) == ({"lm": 2.0}, 0.5, -0.5)
-    nbs = load_set(out / "test" / "nbest")
+    nbs = load_set(out / "test")
     words = nbs.texts.num_tokens()
     assert np.allclose(nbs.streams["score"], nbs.streams["first_pass"] + 2.0 * nbs.streams["lm"] + 0.5 * words)
     # the written weights.yaml is itself a valid --weights file
@@ -134,7 +135,7 @@ def test_word_bonus_counts_the_scoring_units_of_each_set(tmp_path):
         out = tmp_path / f"exp_{name}"
         assert rescore.main(["--dev", str(d), "--stream", f"lm={tmp_path}/streams/{{set}}/lm", "--out", str(out),
                              "--weights", str(wfile), "--bootstrap", "0"]) == 0
-        nbs = load_set(out / name / "nbest")
+        nbs = load_set(out / name)
         units.append((nbs.streams["score"] - nbs.streams["first_pass"]) / 0.5)
         # the unit bonus prefers the longer hypothesis, whatever its number of <sp>
         assert (out / name / "text").read_text().split("\n")[:2] == [f"a {nbest['a'][1][0]}", f"b {nbest['b'][1][0]}"]
@@ -153,7 +154,7 @@ def test_utterance_without_stream_values_keeps_first_pass_order(sets, tmp_path):
     assert (out / "test" / "text").read_text() == "t1 a b c\nt10 p\nt2 x z\n"  # t2: first pass picks x z
     s = json.loads((out / "test" / "scoring" / "summary.json").read_text())
     assert s["utts_without_streams"] == {"count": 1, "utts": ["t2"]}
-    lines = (out / "test" / "nbest" / "nbest" / "lm").read_text().splitlines()
+    lines = (out / "test" / "nbest" / "lm").read_text().splitlines()
     assert "t2-2 BadNumber" in lines and len(lines) == 5  # kept, never dropped
 
 
@@ -213,7 +214,7 @@ def test_kaldi_sets_tune_the_acoustic_scale(tmp_path):
     # the first-pass row is at the tuned acoustic scale, better than the imported acwt = 1
     assert s["first_pass_wer"] < s["input_first_pass_wer"]
     assert s["rescored_wer"] < s["first_pass_wer"]
-    nbs = load_set(out / "test" / "nbest")
+    nbs = load_set(out / "test")
     assert {"ac_cost", "graph_cost"} <= set(nbs.streams) and nbs.meta["acoustic_scale"] == w["acwt"]
     words = nbs.texts.num_tokens()
     fp = -(nbs.streams["graph_cost"] + w["acwt"] * nbs.streams["ac_cost"])
@@ -265,3 +266,20 @@ def test_cer_scores_and_labels_character_error_rates(sets, tmp_path):
     assert s["metric"] == "cer" and s["rescored_cer"] == 14.2857 and "rescored_wer" not in s
     assert (out / "test" / "scoring" / "wer").read_text().startswith("%WER 14.29 [ 1 / 7,")  # Kaldi labels it %WER
     assert "| test | lm | CER |" in (out / "RESULTS.md").read_text()
+
+
+def test_outputs_of_the_nested_layout_are_redone_flat(sets, tmp_path, monkeypatch, caplog):
+    """Before, the rescored set was EXPDIR/<set>/nbest/{text (refs), nbest/...}: a rerun redoes it."""
+    dev, test, stream = sets
+    out = tmp_path / "exp"
+    monkeypatch.setattr(rescore, "OUTPUT_LAYOUT", 1)
+    assert run(dev, test, stream, out) == 0
+    old = out / "test" / "nbest" / "nbest"
+    old.mkdir()
+    write(old / "text", "t1-1 a b\n")
+    monkeypatch.setattr(rescore, "OUTPUT_LAYOUT", 2)
+    caplog.clear()
+    assert run(dev, test, stream, out) == 0
+    assert "skip" not in caplog.text and not old.exists()  # the layout is part of the fingerprint
+    assert load_set(out / "test").num_hyps == load_set(test).num_hyps
+    assert run(dev, test, stream, out) == 0 and "skip" in caplog.text

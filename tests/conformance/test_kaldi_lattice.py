@@ -149,13 +149,13 @@ def test_rescored_lattices_scored_by_the_kaldi_pipeline(kaldi, kgraph, table, tm
                              "--stream", f"fake={exp}/fake/{{set}}/fake", "--out", str(exp / "rescore")]) == 0
     rescored = exp / "rescore" / "test"
     decode = exp / "decode_test"
-    argv = ["--format", "kaldi-lattice", "--nj", "2", "--binary", str(binary).lower(), str(rescored / "nbest"),
+    argv = ["--format", "kaldi-lattice", "--nj", "2", "--binary", str(binary).lower(), str(rescored),
             str(decode)]
     assert export_nbest.main(argv) == 0  # no --words: the table recorded at import
     assert (decode / "words.txt").read_bytes() == table.read_bytes()
     for j in (1, 2):  # Kaldi reads every job
         kaldi("lattice-copy", f"ark:gunzip -c {decode / f'lat.{j}.gz'} |", "ark:/dev/null")
-    acwt = yaml.safe_load((rescored / "nbest" / "nbest" / "meta.yaml").read_text())["acoustic_scale"]
+    acwt = yaml.safe_load((rescored / "nbest" / "meta.yaml").read_text())["acoustic_scale"]
     hyp = kaldi.pipeline(
         f"lattice-scale --inv-acoustic-scale={1 / acwt!r} 'ark:gunzip -c {decode}/lat.*.gz |' ark:- | "
         "lattice-add-penalty --word-ins-penalty=0.0 ark:- ark:- | "

@@ -95,7 +95,7 @@ def test_full_run_writes_every_output(work: Path):
     for system in SYSTEMS:
         for s in ("dev", "test"):
             base = exp / "rescore" / system / s
-            for f in ("text", "nbest/nbest/text", "nbest/nbest/score", "scoring/wer", "scoring/summary.json"):
+            for f in ("text", "ref", "nbest/text", "nbest/score", "scoring/wer", "scoring/summary.json"):
                 assert (base / f).is_file(), base / f
         summary = json.loads((exp / "rescore" / system / "test" / "scoring" / "summary.json").read_text())
         assert summary, system
@@ -107,7 +107,7 @@ def test_full_run_writes_every_output(work: Path):
     for system in SYSTEMS:
         for s in ("dev", "test"):
             src = (work / "data" / s / "nbest" / "text").read_text().count("\n")
-            out = (exp / "rescore" / system / s / "nbest" / "nbest" / "text").read_text().count("\n")
+            out = (exp / "rescore" / system / s / "nbest" / "text").read_text().count("\n")
             assert src == out, (system, s, src, out)
 
 
