@@ -28,6 +28,7 @@ setup(
         "numpy>=1.24",
         "pyyaml>=6.0",
         "rapidfuzz>=3.0",
+        "kaldialign>=0.9.1",  # Kaldi's edit distance and alignment (k2 project, C++); 0.9 fails on an empty ref
         "tqdm>=4.60",
         "matplotlib>=3.5",  # the dev-WER-vs-weight plot of rescoring
     ],

@@ -5,6 +5,12 @@
   Kaldi's (a substitution or match only when strictly cheaper than both alternatives, then a
   deletion when strictly cheaper than an insertion, else an insertion).
 * :func:`kaldi_align` is Kaldi's ``LevenshteinAlignment`` backtrace (used by ``align-text``).
+
+Both are Kaldi's own code as the k2 project's ``kaldialign`` ships it (C++); the tests check them
+against a plain transcription of the Kaldi recursion and against Kaldi's ``compute-wer``. The
+bootstrap intervals are not kaldialign's ``bootstrap_wer_ci`` (a normal interval per system):
+:func:`rescore.rescoring.bootstrap_changes` gives the percentile interval of the paired
+difference, vectorised over replicates.
 * :func:`hyp_errors` counts errors of every hypothesis of a set in bulk (rapidfuzz, C++), the
   targets of discriminative training; the totals equal Kaldi's.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import kaldialign
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
@@ -23,62 +30,14 @@ MODES = ("present", "all", "strict")
 
 
 def kaldi_edit_distance(ref: list, hyp: list) -> tuple[int, int, int, int]:
-    """``(errors, ins, del, sub)`` exactly as Kaldi's ``LevenshteinEditDistance``."""
-    nr = len(ref)
-    # e[r] = (cost, ins, del, sub) for hyp prefix processed so far, ref prefix of length r
-    e = [(r, 0, r, 0) for r in range(nr + 1)]
-    for h in hyp:
-        c0, i0, d0, s0 = e[0]
-        cur = [(c0 + 1, i0 + 1, d0, s0)]
-        for r in range(1, nr + 1):
-            ins_err = e[r][0] + 1
-            del_err = cur[r - 1][0] + 1
-            diff = h != ref[r - 1]
-            sub_err = e[r - 1][0] + diff
-            if sub_err < ins_err and sub_err < del_err:
-                _, i, d, s = e[r - 1]
-                cur.append((sub_err, i, d, s + diff))
-            elif del_err < ins_err:
-                _, i, d, s = cur[r - 1]
-                cur.append((del_err, i, d + 1, s))
-            else:
-                _, i, d, s = e[r]
-                cur.append((ins_err, i + 1, d, s))
-        e = cur
-    c, i, d, s = e[nr]
-    return i + d + s, i, d, s
+    """``(errors, ins, del, sub)`` exactly as Kaldi's ``LevenshteinEditDistance`` (kaldialign, C++)."""
+    e = kaldialign.edit_distance(ref, hyp)
+    return e["total"], e["ins"], e["del"], e["sub"]
 
 
 def kaldi_align(ref: list[str], hyp: list[str], eps: str = "***") -> list[tuple[str, str]]:
-    """Aligned ``(ref, hyp)`` pairs with ``eps`` for gaps, with Kaldi's backtrace tie-breaking."""
-    m_len, n_len = len(ref), len(hyp)
-    e = np.zeros((m_len + 1, n_len + 1), dtype=np.int64)
-    e[0, :] = np.arange(n_len + 1)
-    for m in range(1, m_len + 1):
-        e[m, 0] = e[m - 1, 0] + 1
-        for n in range(1, n_len + 1):
-            e[m, n] = min(e[m - 1, n - 1] + (ref[m - 1] != hyp[n - 1]), e[m - 1, n] + 1, e[m, n - 1] + 1)
-    out = []
-    m, n = m_len, n_len
-    while m or n:
-        if m == 0:
-            lm, ln = m, n - 1
-        elif n == 0:
-            lm, ln = m - 1, n
-        else:
-            sub = e[m - 1, n - 1] + (ref[m - 1] != hyp[n - 1])
-            dele = e[m - 1, n] + 1
-            ins = e[m, n - 1] + 1
-            if sub < min(dele, ins):
-                lm, ln = m - 1, n - 1
-            elif dele < ins:
-                lm, ln = m - 1, n
-            else:
-                lm, ln = m, n - 1
-        out.append((eps if lm == m else ref[lm], eps if ln == n else hyp[ln]))
-        m, n = lm, ln
-    out.reverse()
-    return out
+    """Aligned ``(ref, hyp)`` pairs with ``eps`` for gaps, Kaldi's ``LevenshteinAlignment`` (kaldialign)."""
+    return [tuple(pair) for pair in kaldialign.align(ref, hyp, eps)]
 
 
 @dataclass

@@ -79,3 +79,56 @@ def test_bulk_hyp_errors_match_kaldi_totals():
     assert errors[:4].tolist() == [kaldi_edit_distance("the cat sat".split(), h.split())[0] for h in hyps]
     assert np.isnan(errors[4])
     assert ref_units.tolist() == [3, 0]
+
+
+def _reference_edit_distance(ref: list, hyp: list) -> tuple[int, int, int, int]:
+    """A plain transcription of Kaldi's LevenshteinEditDistance (util/edit-distance-inl.h), the tie rule
+    included: a substitution or match only when strictly cheaper than both, then a deletion when
+    strictly cheaper than an insertion, else an insertion."""
+    e = [(r, 0, r, 0) for r in range(len(ref) + 1)]  # (cost, ins, del, sub) per ref prefix
+    for h in hyp:
+        cur = [(e[0][0] + 1, e[0][1] + 1, e[0][2], e[0][3])]
+        for r in range(1, len(ref) + 1):
+            ins, dele, diff = e[r][0] + 1, cur[r - 1][0] + 1, h != ref[r - 1]
+            sub = e[r - 1][0] + diff
+            if sub < ins and sub < dele:
+                _, i, d, s = e[r - 1]
+                cur.append((sub, i, d, s + diff))
+            elif dele < ins:
+                _, i, d, s = cur[r - 1]
+                cur.append((dele, i, d + 1, s))
+            else:
+                _, i, d, s = e[r]
+                cur.append((ins, i + 1, d, s))
+        e = cur
+    c, i, d, s = e[-1]
+    return i + d + s, i, d, s
+
+
+def _reference_align(ref: list, hyp: list, eps: str = "***") -> list[tuple[str, str]]:
+    """A plain transcription of Kaldi's LevenshteinAlignment backtrace (same tie rule)."""
+    e = [[0] * (len(hyp) + 1) for _ in range(len(ref) + 1)]
+    for n in range(len(hyp) + 1):
+        e[0][n] = n
+    for m in range(1, len(ref) + 1):
+        e[m][0] = m
+        for n in range(1, len(hyp) + 1):
+            e[m][n] = min(e[m - 1][n - 1] + (ref[m - 1] != hyp[n - 1]), e[m - 1][n] + 1, e[m][n - 1] + 1)
+    out, m, n = [], len(ref), len(hyp)
+    while m or n:
+        if m and n and e[m - 1][n - 1] + (ref[m - 1] != hyp[n - 1]) < min(e[m - 1][n] + 1, e[m][n - 1] + 1):
+            step = (m - 1, n - 1)
+        elif m and (not n or e[m - 1][n] + 1 < e[m][n - 1] + 1):
+            step = (m - 1, n)
+        else:
+            step = (m, n - 1)
+        out.append((eps if step[0] == m else ref[step[0]], eps if step[1] == n else hyp[step[1]]))
+        m, n = step
+    return out[::-1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from("abc"), max_size=10), st.lists(st.sampled_from("abc"), max_size=10))
+def test_kaldialign_equals_the_kaldi_recursion_ties_included(ref, hyp):
+    assert kaldi_edit_distance(ref, hyp) == _reference_edit_distance(ref, hyp)
+    assert kaldi_align(ref, hyp) == _reference_align(ref, hyp)
