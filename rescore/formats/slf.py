@@ -59,9 +59,9 @@ and W the number of hypothesis words (fillers and markers are not words)::
 sequences are found by an exact best-first (A*) search over the lattice's DAG with the best
 completion score of each node as heuristic; paths giving the same word sequence (e.g. through
 different fillers or alignments) are merged, keeping the best. Ties keep file order. Non-finite
-scores are kept in the streams (the path is then ranked last). The search (:func:`kbest_distinct`)
-is the same algorithm as :func:`rescore.lattice.nbest_paths` but kept here: SLF needs three
-separately summed log-likelihoods (a, l, r) per path, exactly, which its two-cost paths cannot carry.
+scores are kept in the streams (the path is then ranked last). The search is the project's one
+N-best search, :func:`rescore.lattice.best_distinct_sequences` (as for Kaldi lattices), on negated
+weights, carrying the separately summed log-likelihoods (a, l, r), word and filler counts per path.
 
 Output: keys ``<utt>-<k>``, ``k = 1..N`` in best-first order. Streams ``score`` (above),
 ``ac_score`` (A) and ``lm_score`` (L), plus ``pr_score`` (R) when some lattice has ``r=``; all
@@ -80,7 +80,6 @@ word containing white space (it could not be one token).
 from __future__ import annotations
 
 import gzip
-import heapq
 import math
 import re
 from collections import Counter
@@ -90,6 +89,7 @@ from pathlib import Path
 
 from rescore.archive import decode, open_binary, parse_float
 from rescore.exceptions import InputError
+from rescore.lattice import best_distinct_sequences
 from rescore.log import get_logger
 from rescore.nbest import NbestBuilder, NbestSet, describe
 
@@ -617,8 +617,11 @@ def lattice_nbest(lat: SlfLattice, n: int, is_filler: FillerSet, lmscale: float 
         arcs[link.start].append((link.end, weight, words, values))
     start_words, start_removed = node_tok[lat.start]
     init = (0.0, 0.0, 0.0, float(len(start_words)), float(start_removed))
-    paths = kbest_distinct(len(lat.nodes), lat.order, lat.start, lat.end, arcs, n,
-                           start_words, wdp * len(start_words), init)
+    # the search minimises costs: negated log-likelihood weights; reaching the end node completes a path
+    search = [[(v, -_search_weight(w), words, values) for v, w, words, values in out] for out in arcs]
+    search[lat.end] = []
+    paths = best_distinct_sequences(lat.start, search.__getitem__, {lat.end: (0.0, None)}, n, start_words,
+                                    -_search_weight(wdp * len(start_words)), init)
     if not paths:
         line = lat.nodes[lat.end].line
         raise InputError(lat.path, line, f"no path from the start node {lat.nodes[lat.start].id} "
@@ -634,76 +637,3 @@ def _search_weight(w: float) -> float:
     if math.isnan(w) or w == -math.inf:
         return _FLOOR
     return -_FLOOR if w == math.inf else w
-
-
-def kbest_distinct(num_nodes: int, order: list[int], start: int, end: int,
-                   arcs: list[list[tuple[int, float, tuple[str, ...], tuple[float, ...]]]], n: int,
-                   start_words: tuple[str, ...] = (), start_weight: float = 0.0,
-                   start_values: tuple[float, ...] = ()) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
-    """The ``n`` best distinct word sequences from ``start`` to ``end`` of a DAG (higher weight is better).
-
-    ``arcs[u]`` lists ``(v, weight, words, values)``; ``values`` are summed along the path and
-    returned with the words, best first. A* with the exact best completion weight of each node as
-    heuristic pops complete paths in best-first order; a (node, word prefix) pair is expanded at
-    most once, since its first pop has the best weight for that pair and any later copy could only
-    lead to the same word sequences with lower weights. Non-finite weights are searched as
-    -1e300/+1e300 (the caller keeps the real values). Ties keep arc order.
-    """
-    best = [-math.inf] * num_nodes
-    best[end] = 0.0
-    for u in reversed(order):
-        if u == end:
-            continue
-        for v, w, _, _ in arcs[u]:
-            if best[v] > -math.inf:
-                best[u] = max(best[u], _search_weight(w) + best[v])
-    if best[start] == -math.inf:
-        return []
-    # word prefixes are interned: (parent prefix id, word) -> id, so equal sequences share an id
-    prefix_ids: dict[tuple[int, str], int] = {}
-    prefix_parent: list[tuple[int, str]] = [(-1, "")]
-
-    def extend(pid: int, words: tuple[str, ...]) -> int:
-        for word in words:
-            key = (pid, word)
-            nid = prefix_ids.get(key)
-            if nid is None:
-                nid = prefix_ids[key] = len(prefix_parent)
-                prefix_parent.append(key)
-            pid = nid
-        return pid
-
-    def words_of(pid: int) -> tuple[str, ...]:
-        out = []
-        while pid > 0:
-            pid, word = prefix_parent[pid]
-            out.append(word)
-        return tuple(reversed(out))
-
-    counter = 0
-    g0 = _search_weight(start_weight)
-    heap = [(-(g0 + best[start]), counter, g0, start, extend(0, start_words), start_values)]
-    expanded: set[tuple[int, int]] = set()
-    done: set[int] = set()
-    out: list[tuple[tuple[str, ...], tuple[float, ...]]] = []
-    while heap and len(out) < n:
-        _, _, g, u, pid, values = heapq.heappop(heap)
-        if (u, pid) in expanded:
-            continue
-        expanded.add((u, pid))
-        if u == end:
-            if pid not in done:
-                done.add(pid)
-                out.append((words_of(pid), values))
-            continue
-        for v, w, words, vals in arcs[u]:
-            if best[v] == -math.inf:
-                continue
-            g2 = g + _search_weight(w)
-            pid2 = extend(pid, words) if words else pid
-            if (v, pid2) in expanded:
-                continue
-            counter += 1
-            heapq.heappush(heap, (-(g2 + best[v]), counter, g2, v, pid2,
-                                  tuple(x + y for x, y in zip(values, vals, strict=True))))
-    return out

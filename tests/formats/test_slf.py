@@ -13,6 +13,7 @@ import pytest
 from rescore.bin import import_nbest
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.formats import module, slf
+from rescore.lattice import best_distinct_sequences
 from rescore.nbest import load_set, nonfinite_summary
 
 LN10 = math.log(10.0)
@@ -230,7 +231,8 @@ def _all_paths(arcs, u, end, words, total, out):
         _all_paths(arcs, v, end, words + ws, total + w, out)
 
 
-def test_kbest_distinct_matches_brute_force():
+def test_best_distinct_sequences_matches_brute_force():
+    """The one N-best search (rescore.lattice) on SLF-shaped DAGs: several words per arc, values summed."""
     rng = random.Random(7)
     for _ in range(30):
         n_nodes = rng.randint(2, 7)
@@ -243,7 +245,8 @@ def test_kbest_distinct_matches_brute_force():
         paths: dict[tuple, float] = {}
         _all_paths(arcs, 0, n_nodes - 1, (), 0.0, paths)
         want = sorted(paths.items(), key=lambda kv: -kv[1])[:5]
-        got = slf.kbest_distinct(n_nodes, list(range(n_nodes)), 0, n_nodes - 1, arcs, 5, (), 0.0, (0.0,))
+        search = [[(v, -w, ws, vals) for v, w, ws, vals in out] for out in arcs]
+        got = best_distinct_sequences(0, search.__getitem__, {n_nodes - 1: (0.0, None)}, 5, start_values=(0.0,))
         assert [g[0] for g in got] == [w[0] for w in want]
         assert [g[1][0] for g in got] == pytest.approx([w[1] for w in want])
 
