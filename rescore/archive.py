@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from rescore.exceptions import InputError
+from rescore.stage import atomic_open
 
 _ASCII_WS = b" \t\n\r\x0b\x0c"
 
@@ -207,26 +205,6 @@ def read_text_dict(path: str | Path) -> dict[str, str]:
 def join_tokens(text: bytes) -> bytes:
     """Re-join a line's tokens with single spaces (splitting on ASCII whitespace only)."""
     return b" ".join(text.split())
-
-
-@contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
-    """Write to a temporary file beside ``path`` and rename it into place on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if "b" in mode:
-            f = os.fdopen(fd, mode)
-        else:
-            f = os.fdopen(fd, mode, encoding=encoding, newline="\n")
-        with f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_lines(path: str | Path, lines: Iterable[str]) -> None:

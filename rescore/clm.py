@@ -73,11 +73,11 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from tqdm import tqdm
 
-from rescore.archive import atomic_open
 from rescore.config import ConfigError
 from rescore.defaults import CLM_BATCH_TOKENS
 from rescore.log import get_logger
 from rescore.runtime import autocast
+from rescore.stage import atomic_open
 from rescore.textnorm import Normalizer
 
 log = get_logger(__name__)

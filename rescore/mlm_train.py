@@ -64,12 +64,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rescore.archive import atomic_open, decode, iter_lines
+from rescore.archive import decode, iter_lines
 from rescore.config import ConfigError, save_config
 from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
-from rescore.stage import clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
+from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
 from rescore.textnorm import Normalizer
 from rescore.training import (
     Checkpointer,

@@ -58,10 +58,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rescore.archive import atomic_open, write_lines
+from rescore.archive import write_lines
 from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.nbest import NbestSet, build_meta, load_set, read_scores, references_path, save_set
+from rescore.stage import atomic_open
 from rescore.stats import ensure_errors, scoring_setup, set_stats
 from rescore.textnorm import Normalizer
 from rescore.tuning import TuneResult, batch_errors, spread, tune_weights

@@ -19,9 +19,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rescore.archive import atomic_open
 from rescore.exceptions import InputError
 from rescore.log import get_logger
+from rescore.stage import atomic_open
 
 log = get_logger(__name__)
 

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from rescore.archive import atomic_open
 from rescore.log import get_logger
+from rescore.stage import atomic_open
 
 log = get_logger(__name__)
 

@@ -77,7 +77,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rescore.archive import atomic_open, decode, format_float, open_binary, parse_float, write_lines
+from rescore.archive import decode, format_float, open_binary, parse_float, write_lines
 from rescore.exceptions import InputError
 from rescore.formats.kaldi_nbest import (
     DEFAULT_ACWT,
@@ -94,6 +94,7 @@ from rescore.formats.kaldi_nbest import (
 from rescore.lattice import Arc, Lattice, nbest_paths
 from rescore.log import get_logger
 from rescore.nbest import NbestBuilder, NbestSet
+from rescore.stage import atomic_open
 
 log = get_logger(__name__)
 

@@ -38,10 +38,11 @@ import json
 import re
 from pathlib import Path
 
-from rescore.archive import atomic_open, join_tokens
+from rescore.archive import join_tokens
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
 from rescore.nbest import NbestBuilder, NbestSet, describe, stream_convention
+from rescore.stage import atomic_open
 
 log = get_logger(__name__)
 
