@@ -33,7 +33,7 @@ Conventions (documented choices, each tested):
   predictions not scored before; the last window is aligned to the end of the sequence so that it
   is full. Every prediction after the first ``n`` is therefore conditioned on at least ``n - s``
   preceding tokens (not on BOS). Nothing is truncated. The LSTM LM has no context limit.
-* **Normalisation.** The LSTM LM records the :class:`~rescore.textnorm.Normalizer` flags its
+* **Normalisation.** The LSTM LM records the :class:`~rescore.data.textnorm.Normalizer` flags its
   training text had (``norm`` in ``config.json``) and scoring applies the same; for a Hugging Face
   model the text is scored as written unless ``norm`` is given.
 
@@ -74,11 +74,11 @@ from torch import nn
 from tqdm import tqdm
 
 from rescore.config import ConfigError
+from rescore.data.textnorm import Normalizer
 from rescore.defaults import CLM_BATCH_TOKENS
 from rescore.log import get_logger
 from rescore.runtime import autocast
 from rescore.stage import atomic_open
-from rescore.textnorm import Normalizer
 
 log = get_logger(__name__)
 

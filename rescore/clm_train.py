@@ -1,7 +1,7 @@
 """Training a small LSTM LM, the conventional baseline rescorer of RescoreBERT.
 
 :func:`train_lstm_lm` reads a text corpus (one sentence per line), normalises it with the
-configured :class:`~rescore.textnorm.Normalizer` flags, trains sentencepiece units (or builds a
+configured :class:`~rescore.data.textnorm.Normalizer` flags, trains sentencepiece units (or builds a
 word vocabulary), and trains an :class:`~rescore.clm.LstmLm` on ``<s> units </s>`` with AdamW,
 linear warmup/decay and gradient clipping. Everything lands in ``OUT``::
 
@@ -33,7 +33,6 @@ import torch
 from tqdm import tqdm
 
 from rescore import training
-from rescore.archive import decode, iter_lines
 from rescore.clm import (
     BOS_ID,
     EOS_ID,
@@ -48,10 +47,11 @@ from rescore.clm import (
     train_units,
 )
 from rescore.config import ConfigError
+from rescore.data.archive import decode, iter_lines
+from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device
-from rescore.textnorm import Normalizer
 from rescore.training import Checkpointer, JsonlLog, build_optimizer, seed_everything
 
 log = get_logger(__name__)

@@ -25,7 +25,7 @@ Softmaxes are computed with the row maximum subtracted and the padded entries re
 placeholders before any ``exp``/``log``, so no ``inf - inf``, ``0 * inf`` or ``0 / 0`` is ever formed,
 in the forward pass or the backward pass.
 
-:func:`pad_nbest` turns flat per-hypothesis arrays (grouped by :class:`rescore.nbest.NbestSet`
+:func:`pad_nbest` turns flat per-hypothesis arrays (grouped by :class:`rescore.data.nbest.NbestSet`
 ``offsets``) into these padded matrices, optionally keeping only the top ``nbest_max`` hypotheses of
 each utterance by a key such as the first-pass score; :func:`nbest_index` gives the index matrix
 behind it (to select the hypotheses to run the student on).

@@ -18,7 +18,7 @@ sentence per line, and writes into ``out``:
   same fingerprint is skipped unless ``overwrite``.
 
 Corpus: UTF-8, one sentence per line, runs of ASCII whitespace collapsed, then normalised with the
-``norm`` flags (:mod:`rescore.textnorm`, default ``none``; e.g. ``csj,bracket`` for Kaldi CSJ text:
+``norm`` flags (:mod:`rescore.data.textnorm`, default ``none``; e.g. ``csj,bracket`` for Kaldi CSJ text:
 give the teacher the text it will score, i.e. ``score_pll --norm`` and the students' ``norm``),
 for the training and the held-out text alike. Blank (or whitespace-only) lines, and lines that
 normalisation empties, are SKIPPED and counted: the counts and the first line numbers are logged
@@ -64,13 +64,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rescore.archive import decode, iter_lines
 from rescore.config import ConfigError, save_config
+from rescore.data.archive import decode, iter_lines
+from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
-from rescore.textnorm import Normalizer
 from rescore.training import (
     Checkpointer,
     JsonlLog,
@@ -169,7 +169,7 @@ class Corpus:
 
 def read_corpus(path: str | Path, norm: str = "none") -> Corpus:
     """One sentence per line (UTF-8; ``.gz`` read transparently), normalised with ``norm``
-    (:mod:`rescore.textnorm` flags); blank lines, and lines that normalisation empties, are skipped
+    (:mod:`rescore.data.textnorm` flags); blank lines, and lines that normalisation empties, are skipped
     and counted."""
     normalizer = Normalizer.parse(norm)
     sentences, lines, blank, emptied = [], [], [], []

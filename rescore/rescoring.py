@@ -58,13 +58,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rescore.archive import write_lines
+from rescore.data.archive import write_lines
+from rescore.data.nbest import NbestSet, build_meta, load_set, read_scores, references_path, save_set
+from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
 from rescore.log import get_logger
-from rescore.nbest import NbestSet, build_meta, load_set, read_scores, references_path, save_set
 from rescore.stage import atomic_open
 from rescore.stats import ensure_errors, scoring_setup, set_stats
-from rescore.textnorm import Normalizer
 from rescore.tuning import TuneResult, batch_errors, spread, tune_weights
 from rescore.wer import WerResult, kaldi_align, score_texts
 
@@ -835,7 +835,7 @@ def nbest_dir(out: Path, set_name: str) -> Path:
     """``EXPDIR/<set>``: the rescored set, a decode directory and a dataset directory in one.
 
     ``nbest/{text,score,...}`` the rescored n-best, ``text`` the rescored 1-best, ``ref`` the
-    references (named in ``nbest/meta.yaml`` as ``references``), so :func:`rescore.nbest.load_set`
+    references (named in ``nbest/meta.yaml`` as ``references``), so :func:`rescore.data.nbest.load_set`
     and the exporters read it as they read any set. Earlier versions wrote the set one level down
     (``EXPDIR/<set>/nbest/nbest/...``, references in ``EXPDIR/<set>/nbest/text``); such a directory
     is still a dataset directory and loads as before.

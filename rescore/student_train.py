@@ -47,7 +47,7 @@ left out of evaluation (counted and logged).
 
 Errors are counted against ``<set>/text`` with the set's recorded normalisation and metric
 (:func:`rescore.stats.scoring_setup`), in memory: the input sets are never written to. The student
-reads each hypothesis after ``norm`` (rescore.textnorm flags; use the normalisation the teacher PLL
+reads each hypothesis after ``norm`` (rescore.data.textnorm flags; use the normalisation the teacher PLL
 was computed with, and the same one with ``score_student``). Hypotheses longer than ``max_length``
 tokens are truncated from the right by the student (counted and logged). A hypothesis whose teacher
 PLL is not finite is left out of the MD loss, one whose first-pass score is not finite takes no part
@@ -152,7 +152,7 @@ class StudentTrainConfig:
 
 def validate(cfg: StudentTrainConfig) -> None:
     """Range and consistency checks; a bad value is a :class:`ConfigError` naming the key."""
-    from rescore.textnorm import Normalizer
+    from rescore.data.textnorm import Normalizer
 
     checks = [
         ("init", cfg.init is not None and cfg.init != "", "must be given (config or --init)"),
@@ -272,9 +272,9 @@ class NbestData:
 def _load(setdir: str | Path, scores_dir: str | Path, norm: str, need_errors: bool,
           require_refs: bool) -> NbestData:
     """A set with its teacher PLL (joined by key) and, when asked, its cached errors."""
-    from rescore.nbest import load_set, read_scores, references_path
+    from rescore.data.nbest import load_set, read_scores, references_path
+    from rescore.data.textnorm import Normalizer
     from rescore.stats import ensure_errors, scoring_setup
-    from rescore.textnorm import Normalizer
 
     nbs = load_set(setdir)
     pll = read_scores(Path(scores_dir) / "pll", nbs)
@@ -805,7 +805,7 @@ def _rate(errors: int, ref_units: int) -> float:
 def _set_files(setdir: str | Path) -> list[Path]:
     """The files of a set that training reads (not meta.yaml or cached streams other steps rewrite)."""
     s = Path(setdir)
-    from rescore.nbest import references_path
+    from rescore.data.nbest import references_path
 
     return [references_path(s), s / "nbest" / "text", s / "nbest" / "score"]
 

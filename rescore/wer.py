@@ -24,7 +24,7 @@ import kaldialign
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from rescore.textnorm import Normalizer
+from rescore.data.textnorm import Normalizer
 
 MODES = ("present", "all", "strict")
 

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from rescore.data.nbest import TextColumn
+from rescore.data.textnorm import FLAGS, Normalizer
 from rescore.exceptions import InputError
-from rescore.nbest import TextColumn
 from rescore.rescoring import (
     Design,
     Weights,
@@ -23,7 +24,6 @@ from rescore.rescoring import (
     save_weights,
     tune,
 )
-from rescore.textnorm import FLAGS, Normalizer
 from tests.conftest import make_set
 
 

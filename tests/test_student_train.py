@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from rescore.config import ConfigError, load_config
-from rescore.nbest import load_set, read_scores
+from rescore.data.nbest import load_set, read_scores
 from rescore.student_train import StudentTrainConfig, epoch_order, train_student, validate
 from rescore.tuning import rescored_errors
 from rescore.wer import hyp_errors

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rescore.nbest import NbestBuilder
-from rescore.textnorm import Normalizer
+from rescore.data.nbest import NbestBuilder
+from rescore.data.textnorm import Normalizer
 from rescore.wer import WerResult, hyp_errors, kaldi_align, kaldi_edit_distance, score_texts
 
 

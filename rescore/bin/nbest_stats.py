@@ -18,7 +18,7 @@ import argparse
 import json
 
 from rescore.bin.common import add_flag, log, norm_arg, parser, run
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 from rescore.stats import ensure_errors, scoring_setup, set_stats
 
 METRICS = ("wer", "cer")

@@ -24,8 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, parser, run
+from rescore.data.nbest import describe, load_set, write_scores
 from rescore.defaults import CLM_BATCH_TOKENS
-from rescore.nbest import describe, load_set, write_scores
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.score_clm"

@@ -6,7 +6,7 @@
 
 Writes ``OUTDIR/pll``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis of
 ``SETDIR/nbest/text`` (natural-log PLL, higher is better; 0.0 for an empty hypothesis); the model
-reads each hypothesis after ``--norm`` (rescore.textnorm flags, e.g. ``csj,bracket`` to strip CSJ
+reads each hypothesis after ``--norm`` (rescore.data.textnorm flags, e.g. ``csj,bracket`` to strip CSJ
 ``+POS`` tags and noise tokens; default none: the text as stored). With
 ``--per_token true`` also ``OUTDIR/pll_tokens``, one line per hypothesis in the same key order::
 
@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.archive import format_float, write_lines
 from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run, str2bool
+from rescore.data.archive import format_float, write_lines
+from rescore.data.nbest import load_set, write_scores
+from rescore.data.textnorm import Normalizer
 from rescore.defaults import PLL_BATCH_TOKENS, PLL_WORD_MASKS
 from rescore.exceptions import InputError
-from rescore.nbest import load_set, write_scores
 from rescore.stage import mark_done, write_run_info
-from rescore.textnorm import Normalizer
 
 MODULE = "rescore.bin.score_pll"
 

@@ -8,7 +8,7 @@ import yaml
 
 from rescore.bin import score_clm
 from rescore.clm import load_scorer
-from rescore.nbest import load_set, read_scores
+from rescore.data.nbest import load_set, read_scores
 from tests.conftest import make_setdir
 from tests.test_clm import build_tiny_gpt2
 

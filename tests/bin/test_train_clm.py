@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from rescore import clm_train
 from rescore.bin import score_clm, train_clm
 from rescore.clm_train import train_lstm_lm
-from rescore.nbest import load_set, read_scores
+from rescore.data.nbest import load_set, read_scores
 from tests.conftest import make_setdir
 
 DET, ADJ, NOUN, VERB = ["the", "a"], ["big", "small", "red"], ["cat", "dog", "bird", "fox"], ["sees", "likes", "chases"]

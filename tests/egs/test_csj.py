@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "csj"
@@ -452,8 +452,8 @@ def test_run_sh_end_to_end_on_japanese(tmp_path: Path):
         assert "csj,bracket" in run_yaml, run_yaml
     lm_text = lines(data / "local" / "lm_text.txt")
     assert len(lm_text) == 10 and not any("+" in t or "<sp>" in t for t in lm_text)
+    from rescore.data.textnorm import Normalizer
     from rescore.models.hf import load_tokenizer
-    from rescore.textnorm import Normalizer
 
     tok = load_tokenizer(str(exp / "student_md" / "model"))
     norm = Normalizer.parse("csj,bracket")

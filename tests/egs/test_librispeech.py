@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "librispeech"

@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from rescore.nbest import load_set, read_scores  # noqa: E402
+from rescore.data.nbest import load_set, read_scores  # noqa: E402
 from rescore.stats import ensure_errors, scoring_setup  # noqa: E402
 
 

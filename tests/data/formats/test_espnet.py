@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rescore.data.formats import espnet
+from rescore.data.nbest import NbestBuilder
 from rescore.exceptions import InputError, InvalidSetError
-from rescore.formats import espnet
-from rescore.nbest import NbestBuilder
 from tests.conftest import make_set, write
 
 UTT = "A01M0110_0000211_0001695"

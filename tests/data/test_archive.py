@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from rescore.archive import format_float, iter_lines, parse_float, read_float_archive, read_text_dict, write_lines
+from rescore.data.archive import format_float, iter_lines, parse_float, read_float_archive, read_text_dict, write_lines
 from rescore.exceptions import InputError
 from tests.conftest import write
 

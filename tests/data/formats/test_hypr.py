@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
+from rescore.data.formats import hypr, module
+from rescore.data.nbest import load_set, save_set
 from rescore.exceptions import InputError, InvalidSetError
-from rescore.formats import hypr, module
-from rescore.nbest import load_set, save_set
 
 # docs/formats.md §5.3: the README's LibriSpeech row reproduces with λ_ctc = 0.5:
 # 0.5·(−1.76402) + 0.5·(−5.13712) = −3.45057. The other rows are constructed the same way.

@@ -1,6 +1,6 @@
 import pytest
 
-from rescore.textnorm import Normalizer, default_metric, default_norm
+from rescore.data.textnorm import Normalizer, default_metric, default_norm
 
 
 def test_parse_is_canonical_and_rejects_unknown_flags():

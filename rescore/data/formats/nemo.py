@@ -55,10 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rescore.archive import decode, iter_lines, join_tokens, open_binary, parse_float
+from rescore.data.archive import decode, iter_lines, join_tokens, open_binary, parse_float
+from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet, describe
 
 log = get_logger(__name__)
 

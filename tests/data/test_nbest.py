@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from rescore.data.nbest import NbestBuilder, TextColumn, inspect_set, load_set, save_set, split_nbest_key
 from rescore.exceptions import InvalidSetError
-from rescore.nbest import NbestBuilder, TextColumn, inspect_set, load_set, save_set, split_nbest_key
 from tests.conftest import make_setdir, write
 
 
@@ -141,7 +141,7 @@ def test_in_order_streams_are_still_checked_value_by_value(tmp_path):
 
 
 def test_write_and_read_scores_by_key(tmp_path, small_set):
-    from rescore.nbest import read_scores, write_scores
+    from rescore.data.nbest import read_scores, write_scores
 
     nbs = load_set(small_set)
     write_scores(tmp_path / "pll", nbs, np.arange(5.0))

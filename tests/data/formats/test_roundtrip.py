@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rescore.bin import export_nbest, import_nbest
-from rescore.nbest import NbestBuilder, load_set, save_set
+from rescore.data.nbest import NbestBuilder, load_set, save_set
 
 ASCII_WS = " \t\n\r\x0b\x0c"
 token = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=ASCII_WS),

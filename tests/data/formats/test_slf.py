@@ -11,10 +11,10 @@ import random
 import pytest
 
 from rescore.bin import import_nbest
+from rescore.data.formats import module, slf
+from rescore.data.lattice import best_distinct_sequences
+from rescore.data.nbest import load_set, nonfinite_summary
 from rescore.exceptions import InputError, InvalidSetError
-from rescore.formats import module, slf
-from rescore.lattice import best_distinct_sequences
-from rescore.nbest import load_set, nonfinite_summary
 
 LN10 = math.log(10.0)
 
@@ -232,7 +232,7 @@ def _all_paths(arcs, u, end, words, total, out):
 
 
 def test_best_distinct_sequences_matches_brute_force():
-    """The one N-best search (rescore.lattice) on SLF-shaped DAGs: several words per arc, values summed."""
+    """The one N-best search (rescore.data.lattice) on SLF-shaped DAGs: several words per arc, values summed."""
     rng = random.Random(7)
     for _ in range(30):
         n_nodes = rng.randint(2, 7)

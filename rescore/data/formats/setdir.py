@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.nbest import NbestSet, load_set, save_set
+from rescore.data.nbest import NbestSet, load_set, save_set
 
 
 def read(src: str | Path, refs: dict[str, str] | None = None) -> NbestSet:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from rescore.bin import export_nbest, import_nbest
+from rescore.data.formats import kaldi_lattice
+from rescore.data.nbest import NbestBuilder, load_set
 from rescore.exceptions import InputError
-from rescore.formats import kaldi_lattice
-from rescore.nbest import NbestBuilder, load_set
 
 WORDS_TXT = "<eps> 0\nA 11\nCAT 17\nBAT 18\nTHE 4312\nON 6005\nSAT 9021\n#0 9022\n<s> 9023\n</s> 9024\n"
 

@@ -166,7 +166,7 @@ def best_distinct_sequences(start: int, expand: Callable[[int], list[SearchArc]]
     """The ``n`` best distinct word sequences of a weighted graph, best (lowest cost) first.
 
     The one N-best search of the project, for Kaldi lattices (:func:`nbest_paths`) and HTK SLF
-    lattices (:func:`rescore.formats.slf.lattice_nbest`). ``expand(s)`` lists the arcs leaving
+    lattices (:func:`rescore.data.formats.slf.lattice_nbest`). ``expand(s)`` lists the arcs leaving
     ``s`` as :data:`SearchArc` tuples (an arc may emit no word, or several); ``finals[s] = (cost,
     values)`` makes ``s`` final (``values`` None: nothing is added). Returns ``(words, values)``
     pairs, ``values`` summed from ``start_values`` along the best path of each sequence.

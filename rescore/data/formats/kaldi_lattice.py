@@ -20,7 +20,7 @@ Reading (``read(src, refs=None, words=None, acwt=0.1, nbest=10)``):
 * ``nbest`` (int, default 10): N, the number of distinct word sequences kept per utterance.
 * ``refs``: references ``{utt: text}`` attached to the set.
 
-Per utterance the N best paths (:func:`rescore.lattice.nbest_paths`) become ``<utt>-1 ..
+Per utterance the N best paths (:func:`rescore.data.lattice.nbest_paths`) become ``<utt>-1 ..
 <utt>-N`` in best-first order at ``acwt``, with the streams of the ``kaldi-nbest`` importer:
 ``graph_cost`` and ``ac_cost`` (unscaled sums along the path) and
 ``score = -(graph_cost + acwt * ac_cost)``; ``meta['acoustic_scale'] = acwt``. An utterance whose
@@ -41,7 +41,7 @@ final weight, no transition ids (an empty hypothesis is one epsilon arc). Option
 * ``nj`` (int, default 1): number of jobs; at most the number of utterances.
 * ``words``: a ``words.txt`` to map words to ids (copied to ``out/words.txt``); when ``None`` the
   table the set was imported with (``meta['symbol_table']``), else, with ``new_table=True``, a
-  new Kaldi-style table; else an error (see :func:`rescore.formats.kaldi_nbest.resolve_table`).
+  new Kaldi-style table; else an error (see :func:`rescore.data.formats.kaldi_nbest.resolve_table`).
   The reader records the table it used in ``meta['symbol_table']`` (path, SHA-256, size).
 * ``acwt`` (float): the acoustic scale the costs are written for (Kaldi's ``LMWT = 1/acwt``);
   default ``nbs.meta['acoustic_scale']``, else 0.1.
@@ -59,7 +59,7 @@ set's best by ``score``, and reading back at ``acwt`` gives back ``score``:
 * otherwise (e.g. ESPnet): acoustic cost 0, graph cost ``-score``.
 
 A non-finite cost (from a non-finite score) is written as the finite cost 1e10
-(:func:`rescore.formats.kaldi_nbest.cap_costs`): an infinite cost is no path for Kaldi, so the
+(:func:`rescore.data.formats.kaldi_nbest.cap_costs`): an infinite cost is no path for Kaldi, so the
 hypothesis would vanish, and an utterance whose hypotheses all had one would lose its 1-best; the
 count is logged. Stale ``lat.J.gz`` with ``J > nj`` in ``out`` are removed.
 """
@@ -77,9 +77,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rescore.archive import decode, format_float, open_binary, parse_float, write_lines
-from rescore.exceptions import InputError
-from rescore.formats.kaldi_nbest import (
+from rescore.data.archive import decode, format_float, open_binary, parse_float, write_lines
+from rescore.data.formats.kaldi_nbest import (
     DEFAULT_ACWT,
     cap_costs,
     check_acwt,
@@ -91,9 +90,10 @@ from rescore.formats.kaldi_nbest import (
     to_ids,
     writer_setup,
 )
-from rescore.lattice import Arc, Lattice, nbest_paths
+from rescore.data.lattice import Arc, Lattice, nbest_paths
+from rescore.data.nbest import NbestBuilder, NbestSet
+from rescore.exceptions import InputError
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet
 from rescore.stage import atomic_open
 
 log = get_logger(__name__)

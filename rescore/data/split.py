@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rescore.data.nbest import NbestSet, load_set, read_scores, references_path, save_set, write_scores
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
-from rescore.nbest import NbestSet, load_set, read_scores, references_path, save_set, write_scores
 from rescore.stage import DONE, clear_done, fingerprint, is_done, mark_done
 
 log = get_logger(__name__)

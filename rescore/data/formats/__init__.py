@@ -1,6 +1,6 @@
 """Importers and exporters between recognisers' n-best formats and the canonical dataset directory.
 
-Each module ``rescore.formats.<name>`` offers ``read(src, refs=None, **options) -> NbestSet``
+Each module ``rescore.data.formats.<name>`` offers ``read(src, refs=None, **options) -> NbestSet``
 and/or ``write(nbs, out, **options) -> list[Path]``. Readers keep hypothesis text as the
 recogniser wrote it (tokens split on ASCII whitespace only) and record what they did in
 ``nbs.meta['source']``; every reader checks its input and raises
@@ -38,4 +38,4 @@ def module(fmt: str, writing: bool = False):
     if fmt not in table:
         kind = "export" if writing else "import"
         raise ValueError(f"unknown {kind} format {fmt!r}; choose from {', '.join(table)}")
-    return importlib.import_module(f"rescore.formats.{table[fmt]}")
+    return importlib.import_module(f"rescore.data.formats.{table[fmt]}")

@@ -1,4 +1,4 @@
-"""rescore.parallel: splitting a set for parallel jobs and merging their score archives."""
+"""rescore.data.split: splitting a set for parallel jobs and merging their score archives."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rescore.data.nbest import load_set, write_scores
+from rescore.data.split import merge_stream, plan_blocks, split_is_current, split_set
 from rescore.exceptions import InputError, InvalidSetError
-from rescore.nbest import load_set, write_scores
-from rescore.parallel import merge_stream, plan_blocks, split_is_current, split_set
 from rescore.stage import mark_done
 from tests.conftest import make_setdir
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rescore.data.formats import trn
+from rescore.data.nbest import NbestBuilder, NbestSet
+from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
-from rescore.formats import trn
-from rescore.nbest import NbestBuilder, NbestSet
-from rescore.textnorm import Normalizer
 from tests.conftest import write
 
 UTT = "A01M0110_0000211_0001695"

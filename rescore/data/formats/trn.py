@@ -12,7 +12,7 @@ default separator) and the id in parentheses, ``(spk-utt)`` when a speaker is kn
     ``ref.trn`` only (sclite scores the ids present in ``hyp.trn``, so they count for nothing
     there). Both files are sorted by utterance id. ``utt2spk``: path of a Kaldi ``utt2spk``
     file (``utt spk`` lines); every written utterance must be in it. ``norm``: a
-    :class:`rescore.textnorm.Normalizer` applied to both sides, or ``None`` to write the texts
+    :class:`rescore.data.textnorm.Normalizer` applied to both sides, or ``None`` to write the texts
     as stored.
 """
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.archive import read_text_archive, write_lines
+from rescore.data.archive import read_text_archive, write_lines
+from rescore.data.nbest import NbestSet, stream_convention
+from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
 from rescore.log import get_logger
-from rescore.nbest import NbestSet, stream_convention
-from rescore.textnorm import Normalizer
 
 log = get_logger(__name__)
 

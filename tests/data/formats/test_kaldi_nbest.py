@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rescore.data.formats import kaldi_nbest
+from rescore.data.nbest import NbestBuilder
 from rescore.exceptions import InputError, InvalidSetError
-from rescore.formats import kaldi_nbest
-from rescore.nbest import NbestBuilder
 
 UTT = "2830-3980-0002"
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from rescore.data.formats import module, nemo
+from rescore.data.nbest import load_set, save_set
 from rescore.exceptions import InputError
-from rescore.formats import module, nemo
-from rescore.nbest import load_set, save_set
 
 ROOT = "/data/LibriSpeech/dev-clean"
 ENTRIES = [

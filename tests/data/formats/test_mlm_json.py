@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rescore.data.formats import mlm_json
+from rescore.data.nbest import NbestSet
 from rescore.exceptions import InputError, InvalidSetError
-from rescore.formats import mlm_json
-from rescore.nbest import NbestSet
 from tests.conftest import make_set, write
 
 REF = "mister quilter is the apostle of the middle classes and we are glad to welcome his gospel"

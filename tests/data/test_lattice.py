@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from rescore.lattice import Lattice, Path, nbest_paths
+from rescore.data.lattice import Lattice, Path, nbest_paths
 
 
 def cat_lattice() -> Lattice:

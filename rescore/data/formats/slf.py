@@ -60,7 +60,7 @@ sequences are found by an exact best-first (A*) search over the lattice's DAG wi
 completion score of each node as heuristic; paths giving the same word sequence (e.g. through
 different fillers or alignments) are merged, keeping the best. Ties keep file order. Non-finite
 scores are kept in the streams (the path is then ranked last). The search is the project's one
-N-best search, :func:`rescore.lattice.best_distinct_sequences` (as for Kaldi lattices), on negated
+N-best search, :func:`rescore.data.lattice.best_distinct_sequences` (as for Kaldi lattices), on negated
 weights, carrying the separately summed log-likelihoods (a, l, r), word and filler counts per path.
 
 Output: keys ``<utt>-<k>``, ``k = 1..N`` in best-first order. Streams ``score`` (above),
@@ -87,11 +87,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescore.archive import decode, open_binary, parse_float
+from rescore.data.archive import decode, open_binary, parse_float
+from rescore.data.lattice import best_distinct_sequences
+from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError
-from rescore.lattice import best_distinct_sequences
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet, describe
 
 log = get_logger(__name__)
 

@@ -47,10 +47,10 @@ import math
 import re
 from pathlib import Path
 
-from rescore.archive import decode, iter_lines, join_tokens, split_key, write_lines
+from rescore.data.archive import decode, iter_lines, join_tokens, split_key, write_lines
+from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet, describe
 
 log = get_logger(__name__)
 

@@ -57,7 +57,7 @@ hypothesis stays and ranks last in Kaldi too), with the true value in ``archives
 (``<key> <cost file> <value>``, ignored by Kaldi), which the reader puts back, so the round trip
 stays exact; ``stream.<name>`` files (read only by this toolkit) keep non-finite values as they
 are. Floats are written with
-:func:`rescore.archive.format_float` (exact, Kaldi-readable), so read -> write -> read keeps
+:func:`rescore.data.archive.format_float` (exact, Kaldi-readable), so read -> write -> read keeps
 utterances, texts and scores.
 """
 
@@ -71,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rescore.archive import (
+from rescore.data.archive import (
     decode,
     format_float,
     iter_lines,
@@ -81,9 +81,9 @@ from rescore.archive import (
     split_key,
     write_lines,
 )
+from rescore.data.nbest import NbestBuilder, NbestSet, split_nbest_key
 from rescore.exceptions import InputError
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet, split_nbest_key
 
 log = get_logger(__name__)
 
@@ -628,7 +628,7 @@ def writer_setup(nbs: NbestSet, out: str | Path, nj: int, acwt: float | None) ->
     ``blocks`` are the ``nj`` contiguous utterance ranges ``[u0, u1)`` of the jobs (empty ones for
     an empty set).
     """
-    from rescore.parallel import plan_blocks
+    from rescore.data.split import plan_blocks
 
     nbs.check()
     nj = int(nj)

@@ -44,10 +44,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from rescore.archive import decode, join_tokens, open_binary
+from rescore.data.archive import decode, join_tokens, open_binary
+from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet, describe
 
 log = get_logger(__name__)
 

@@ -38,10 +38,10 @@ import json
 import re
 from pathlib import Path
 
-from rescore.archive import join_tokens
+from rescore.data.archive import join_tokens
+from rescore.data.nbest import NbestBuilder, NbestSet, describe, stream_convention
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
-from rescore.nbest import NbestBuilder, NbestSet, describe, stream_convention
 from rescore.stage import atomic_open
 
 log = get_logger(__name__)

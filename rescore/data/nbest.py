@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rescore.archive import (
+from rescore.data.archive import (
     atomic_open,
     decode,
     format_float,
