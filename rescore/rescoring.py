@@ -18,7 +18,7 @@ are the words as stored (a WER set whose normalisation drops no token, e.g. ``no
 analogue.
 
 Weights (the :class:`Weights` record; YAML schema of ``weights.yaml`` in :func:`save_weights`)
-are tuned on the dev set only, with :func:`rescore.tuning.tune_weights` (log-spaced magnitudes of
+are tuned on the dev set only, with :func:`rescore.scoring.tuning.tune_weights` (log-spaced magnitudes of
 both signs plus zero, then refinement; coordinate descent; vectorised). What is tuned is chosen
 with a spec (:func:`parse_tune`): ``all`` (streams, wip, and acwt where every set has Kaldi
 costs), ``none``, or ``+``-joined components ``streams``, ``wip``, ``acwt``. Components not tuned
@@ -63,10 +63,11 @@ from rescore.data.nbest import NbestSet, build_meta, load_set, read_scores, refe
 from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
 from rescore.log import get_logger
+from rescore.scoring.bootstrap import bootstrap_ci
+from rescore.scoring.stats import ensure_errors, scoring_setup, set_stats
+from rescore.scoring.tuning import TuneResult, batch_errors, spread, tune_weights
+from rescore.scoring.wer import WerResult, kaldi_align, score_texts
 from rescore.stage import atomic_open
-from rescore.stats import ensure_errors, scoring_setup, set_stats
-from rescore.tuning import TuneResult, batch_errors, spread, tune_weights
-from rescore.wer import WerResult, kaldi_align, score_texts
 
 log = get_logger(__name__)
 
@@ -332,7 +333,7 @@ def build_design(nbs: NbestSet, raw: dict[str, np.ndarray], norm: Normalizer | N
     """The design of ``nbs`` with the raw stream values ``raw`` (label -> values in set order).
 
     The units of the word bonus are counted with ``norm`` and ``metric``, by default the set's own
-    (:func:`rescore.stats.scoring_setup`: meta.yaml).
+    (:func:`rescore.scoring.stats.scoring_setup`: meta.yaml).
     """
     if norm is None or metric is None:
         set_norm, set_metric = scoring_setup(nbs)
@@ -467,39 +468,6 @@ def per_utt_lines(utt: str, ref: list[str], hyp: list[str], eps: str = "***") ->
         f"{utt} op   " + "  ".join(_cjustify(o, n) for _, o, n in cols),
         f"{utt} #csid {ops.count('C')} {ops.count('S')} {ops.count('I')} {ops.count('D')}",
     ]
-
-
-def bootstrap_changes(base: np.ndarray, new: np.ndarray, units: np.ndarray, replicates: int = 1000,
-                      seed: int = 0) -> np.ndarray:
-    """``100 * sum(new - base) / sum(units)`` over ``replicates`` resamples of the utterances (finite ones)."""
-    diff = np.asarray(new, dtype=np.float64) - np.asarray(base, dtype=np.float64)
-    units = np.asarray(units, dtype=np.float64)
-    n = len(diff)
-    if n == 0 or replicates < 1:
-        return np.zeros(0, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    stats = []
-    chunk = max(1, 4_000_000 // n)
-    for a in range(0, replicates, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, replicates - a), n))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stats.append(100.0 * diff[idx].sum(axis=1) / units[idx].sum(axis=1))
-    s = np.concatenate(stats)
-    return s[np.isfinite(s)]
-
-
-def percentile_ci(changes: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The percentile interval of bootstrap ``changes`` (nan, nan when there are none)."""
-    if not len(changes):
-        return math.nan, math.nan
-    lo, hi = np.percentile(changes, [50 * (1 - level), 100 - 50 * (1 - level)])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(base: np.ndarray, new: np.ndarray, units: np.ndarray, replicates: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``100 * sum(new - base) / sum(units)`` over utterances (absolute points)."""
-    return percentile_ci(bootstrap_changes(base, new, units, replicates, seed), level)
 
 
 def _r(x: float | None) -> float | None:

@@ -28,7 +28,7 @@ Objectives (``objective``), all on the hypotheses of the training n-best lists (
   the teacher PLL; ``lambda_md = 0`` turns the fusion off). See :mod:`rescore.losses`.
 
 beta: with ``beta: null`` it is tuned on dev for the current student before training starts
-(:func:`rescore.tuning.tune_weights`, ``first_pass + w * student``): for a student distilled with
+(:func:`rescore.scoring.tuning.tune_weights`, ``first_pass + w * student``): for a student distilled with
 ``md`` this is the issue's "value tuned on dev for the MD student", on the recogniser's own
 first-pass scale. A tuned weight <= 0 (a student that does not help yet) falls back to the ratio
 of the within-utterance spreads of first pass and student, with a warning. With ``learn_beta``
@@ -46,7 +46,7 @@ trained evaluations (step > 0; ties go to the earlier one). Dev utterances witho
 left out of evaluation (counted and logged).
 
 Errors are counted against ``<set>/text`` with the set's recorded normalisation and metric
-(:func:`rescore.stats.scoring_setup`), in memory: the input sets are never written to. The student
+(:func:`rescore.scoring.stats.scoring_setup`), in memory: the input sets are never written to. The student
 reads each hypothesis after ``norm`` (rescore.data.textnorm flags; use the normalisation the teacher PLL
 was computed with, and the same one with ``score_student``). Hypotheses longer than ``max_length``
 tokens are truncated from the right by the student (counted and logged). A hypothesis whose teacher
@@ -274,7 +274,7 @@ def _load(setdir: str | Path, scores_dir: str | Path, norm: str, need_errors: bo
     """A set with its teacher PLL (joined by key) and, when asked, its cached errors."""
     from rescore.data.nbest import load_set, read_scores, references_path
     from rescore.data.textnorm import Normalizer
-    from rescore.stats import ensure_errors, scoring_setup
+    from rescore.scoring.stats import ensure_errors, scoring_setup
 
     nbs = load_set(setdir)
     pll = read_scores(Path(scores_dir) / "pll", nbs)
@@ -587,7 +587,7 @@ class _Trainer:
         return np.asarray(scores, dtype=np.float64)[inverse]
 
     def evaluate(self, epoch: int, partial: bool) -> dict[str, Any]:
-        from rescore.tuning import tune_weights
+        from rescore.scoring.tuning import tune_weights
 
         dev = self.dev
         s = self.score_dev()
@@ -641,7 +641,7 @@ class _Trainer:
             return float(self.cfg.beta)
         if not self.discriminative:
             return 1.0  # not used by MD
-        from rescore.tuning import spread
+        from rescore.scoring.tuning import spread
 
         w = rec0["dev_weight"]
         if w > 0:
@@ -788,7 +788,7 @@ class _Trainer:
 
 
 def _rescored(offsets: np.ndarray, total: np.ndarray, errors: np.ndarray) -> int:
-    from rescore.tuning import rescored_errors
+    from rescore.scoring.tuning import rescored_errors
 
     return rescored_errors(offsets, total, errors)
 
@@ -816,7 +816,7 @@ def _scoring_recipe(setdir: str | Path) -> list[str]:
 
     import yaml
 
-    from rescore.stats import scoring_setup
+    from rescore.scoring.stats import scoring_setup
 
     path = Path(setdir) / "nbest" / "meta.yaml"
     meta = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}

@@ -1,4 +1,4 @@
-"""rescore.rescoring: combination rules, missing values, weights files, per_utt lines, bootstrap, large sets."""
+"""rescore.rescoring: combination rules, missing values, weights files, per_utt lines, large sets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from rescore.exceptions import InputError
 from rescore.rescoring import (
     Design,
     Weights,
-    bootstrap_ci,
     build_design,
     count_units,
     count_words,
@@ -40,19 +39,6 @@ def test_per_utt_lines_match_the_kaldi_example():
     assert per_utt_lines("u", ["a", "b"], ["a"]) == ["u ref  a   b ", "u hyp  a  ***", "u op   C   D ",
                                                         "u #csid 1 0 0 1"]
     assert per_utt_lines("u", [], [])[3] == "u #csid 0 0 0 0"
-
-
-def test_bootstrap_ci_is_seeded_and_brackets_the_difference():
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 5, size=400).astype(float)
-    new = np.maximum(base - rng.integers(0, 2, size=400), 0)
-    units = rng.integers(5, 15, size=400).astype(float)
-    lo, hi = bootstrap_ci(base, new, units, 500, seed=3)
-    point = 100 * (new - base).sum() / units.sum()
-    assert lo < point < hi < 0
-    assert (lo, hi) == bootstrap_ci(base, new, units, 500, seed=3)
-    assert bootstrap_ci(base, base, units) == (0.0, 0.0)
-    assert all(np.isnan(bootstrap_ci(base[:0], base[:0], units[:0])))
 
 
 def test_stream_specs_and_tune_specs():

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 
 from rescore.config import ConfigError, load_config
 from rescore.data.nbest import load_set, read_scores
+from rescore.scoring.tuning import rescored_errors
+from rescore.scoring.wer import hyp_errors
 from rescore.student_train import StudentTrainConfig, epoch_order, train_student, validate
-from rescore.tuning import rescored_errors
-from rescore.wer import hyp_errors
 from tests.conftest import make_setdir, write
 from tests.test_pll import bert_tokenizer
 

@@ -23,8 +23,8 @@ from rescore.data import formats
 from rescore.data.archive import read_text_dict
 from rescore.data.nbest import describe, save_set
 from rescore.data.textnorm import Normalizer, default_metric, default_norm
+from rescore.scoring.stats import ensure_errors
 from rescore.stage import check_done, clear_done, mark_done, run_record
-from rescore.stats import ensure_errors
 
 KALDI, ESPNET, MLM, HYPR, NEMO = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"hypr"}, {"nemo"}
 LAT = {"kaldi-lattice"}

@@ -375,7 +375,7 @@ def test_data_sh_errors(hypr_src: Path, mlm_src: Path, lm_text: Path, tmp_path: 
 
 
 def test_results_md_has_the_markers_and_no_numbers():
-    from rescore.results import BEGIN, END
+    from rescore.scoring.results import BEGIN, END
 
     text = (RECIPE / "RESULTS.md").read_text(encoding="utf-8")
     lines = [ln.strip() for ln in text.splitlines()]

@@ -9,7 +9,7 @@
 Both are Kaldi's own code as the k2 project's ``kaldialign`` ships it (C++); the tests check them
 against a plain transcription of the Kaldi recursion and against Kaldi's ``compute-wer``. The
 bootstrap intervals are not kaldialign's ``bootstrap_wer_ci`` (a normal interval per system):
-:func:`rescore.rescoring.bootstrap_changes` gives the percentile interval of the paired
+:func:`rescore.scoring.bootstrap.bootstrap_changes` gives the percentile interval of the paired
 difference, vectorised over replicates.
 * :func:`hyp_errors` counts errors of every hypothesis of a set in bulk (rapidfuzz, C++), the
   targets of discriminative training; the totals equal Kaldi's.

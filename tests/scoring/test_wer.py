@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from rescore.data.nbest import NbestBuilder
 from rescore.data.textnorm import Normalizer
-from rescore.wer import WerResult, hyp_errors, kaldi_align, kaldi_edit_distance, score_texts
+from rescore.scoring.wer import WerResult, hyp_errors, kaldi_align, kaldi_edit_distance, score_texts
 
 
 def test_edit_distance_hand_checked():

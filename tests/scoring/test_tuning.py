@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rescore.tuning import batch_errors, best_index, candidate_grid, rescored_errors, spread, tune_weights
+from rescore.scoring.tuning import batch_errors, best_index, candidate_grid, rescored_errors, spread, tune_weights
 
 
 def test_best_index_ties_and_non_finite():

@@ -1,4 +1,4 @@
-"""rescore.results: the RESULTS.md table gathered from hand-made rescoring summaries."""
+"""rescore.scoring.results: the RESULTS.md table gathered from hand-made rescoring summaries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rescore.exceptions import InputError
-from rescore.results import BEGIN, END, gather, merge_into, table_lines, write_json, write_results
+from rescore.scoring.results import BEGIN, END, gather, merge_into, table_lines, write_json, write_results
 
 
 def summary(expdir: Path, set_name: str, label: str, rescored: float | None, role: str = "eval",

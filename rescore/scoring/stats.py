@@ -11,7 +11,7 @@ import numpy as np
 from rescore.data.nbest import NbestSet, build_meta, write_meta, write_stream
 from rescore.data.textnorm import Normalizer, default_metric, default_norm
 from rescore.log import get_logger
-from rescore.wer import WerResult, hyp_errors, score_texts
+from rescore.scoring.wer import WerResult, hyp_errors, score_texts
 
 log = get_logger(__name__)
 
