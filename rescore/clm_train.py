@@ -2,7 +2,7 @@
 
 :func:`train_lstm_lm` reads a text corpus (one sentence per line), normalises it with the
 configured :class:`~rescore.data.textnorm.Normalizer` flags, trains sentencepiece units (or builds a
-word vocabulary), and trains an :class:`~rescore.clm.LstmLm` on ``<s> units </s>`` with AdamW,
+word vocabulary), and trains an :class:`~rescore.models.lstm.LstmLm` on ``<s> units </s>`` with AdamW,
 linear warmup/decay and gradient clipping. Everything lands in ``OUT``::
 
     OUT/units/              the units, trained once (reused on resume)
@@ -33,7 +33,12 @@ import torch
 from tqdm import tqdm
 
 from rescore import training
-from rescore.clm import (
+from rescore.config import ConfigError
+from rescore.data.archive import decode, iter_lines
+from rescore.data.textnorm import Normalizer
+from rescore.exceptions import InputError
+from rescore.log import get_logger
+from rescore.models.lstm import (
     BOS_ID,
     EOS_ID,
     UNITS,
@@ -46,11 +51,6 @@ from rescore.clm import (
     save_lstm,
     train_units,
 )
-from rescore.config import ConfigError
-from rescore.data.archive import decode, iter_lines
-from rescore.data.textnorm import Normalizer
-from rescore.exceptions import InputError
-from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device
 from rescore.training import Checkpointer, JsonlLog, build_optimizer, seed_everything
 

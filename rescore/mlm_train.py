@@ -28,7 +28,7 @@ truncated, counted and logged.
 
 Held-out pseudo-perplexity: ``PPPL = exp(-sum PLL / number of scored tokens)`` over the held-out
 sentences (``--dev_text``, or a ``dev_fraction`` of the corpus chosen with ``seed``; at most
-``eval_max_sentences`` of them, a seeded random subset), with :class:`rescore.pll.PllScorer`.
+``eval_max_sentences`` of them, a seeded random subset), with :class:`rescore.models.pll.PllScorer`.
 It is computed before training (epoch 0, the init model), at every epoch end, and after a last
 partial epoch when ``max_steps`` stops mid-epoch.
 
@@ -362,8 +362,8 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
 
 
 def pseudo_perplexity(model, tokenizer, texts: list[str], device: torch.device, dtype: str) -> dict[str, float]:
-    """``exp(-sum PLL / scored tokens)`` over ``texts`` with :class:`rescore.pll.PllScorer`."""
-    from rescore.pll import PllScorer
+    """``exp(-sum PLL / scored tokens)`` over ``texts`` with :class:`rescore.models.pll.PllScorer`."""
+    from rescore.models.pll import PllScorer
 
     was_training = model.training
     model.eval()

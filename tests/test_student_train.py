@@ -18,7 +18,7 @@ from rescore.scoring.tuning import rescored_errors
 from rescore.scoring.wer import hyp_errors
 from rescore.student_train import StudentTrainConfig, epoch_order, train_student, validate
 from tests.conftest import make_setdir, write
-from tests.test_pll import bert_tokenizer
+from tests.models.test_pll import bert_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 # The pattern: a correct hypothesis uses GOOD words only; an error substitutes a BAD word. The

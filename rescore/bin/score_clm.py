@@ -13,7 +13,7 @@ A model directory whose ``config.json`` says ``"model_type": "rescore_lstm_lm"``
 ``train_clm``) is our LSTM LM, scored with the normalisation it was trained with; anything else is
 loaded with ``AutoModelForCausalLM``. BOS/EOS, the leading-space rule, empty hypotheses
 (``log P(EOS | BOS)``) and the sliding window for hypotheses longer than the model's context are
-described in :mod:`rescore.clm`.
+described in :mod:`rescore.models.lstm`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def body(args, argv: list[str] | None) -> int:
     reopen(out)
     nbs = load_set(args.setdir, streams=[])
     log.info(f"read {describe(nbs)} from {args.setdir}")
-    from rescore.clm import load_scorer  # torch and transformers: after parsing (fast --help)
+    from rescore.models.lstm import load_scorer  # torch and transformers: after parsing (fast --help)
     from rescore.runtime import resolve_device, set_threads
 
     device = resolve_device(args.device)

@@ -18,7 +18,7 @@ hypothesis is the key alone (ASCII whitespace inside a token, unseen in usual vo
 is written as ``<0xNN>``). Then ``OUTDIR/run.yaml`` (replay command, resolved options,
 versions) and last ``OUTDIR/.done``, holding the fingerprint of ``SETDIR/nbest/text``, the model
 (directory contents when local, else the hub id) and the options: a re-run with the same
-fingerprint logs ``skip``, anything changed is recomputed. See :mod:`rescore.pll` for the
+fingerprint logs ``skip``, anything changed is recomputed. See :mod:`rescore.models.pll` for the
 scoring rules (special tokens, leading spaces, windows for long hypotheses, word masking).
 """
 
@@ -73,7 +73,7 @@ def body(args) -> int:
     import torch
 
     from rescore.models.hf import load_mlm
-    from rescore.pll import PllScorer
+    from rescore.models.pll import PllScorer
     from rescore.runtime import resolve_device, set_threads
 
     setdir, outdir = Path(args.setdir), Path(args.outdir)

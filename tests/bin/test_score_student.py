@@ -9,8 +9,8 @@ from rescore.bin import score_student
 from rescore.data.nbest import load_set, read_scores
 from rescore.models import RescoreBert
 from tests.conftest import make_setdir
+from tests.models.test_pll import bert_tokenizer
 from tests.models.test_student import tiny_encoder, visible
-from tests.test_pll import bert_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -469,7 +469,7 @@ def test_run_sh_end_to_end_on_japanese(tmp_path: Path):
     assert len({round(pll[f"{utt}-{k}"], 6) for k in range(1, 6)}) == 5
     clm_cfg = json.loads((exp / "clm" / "model" / "config.json").read_text())
     assert clm_cfg["norm"] == "csj,bracket" and clm_cfg["unit"] == "unigram"
-    from rescore.clm import UNK_ID, SpmUnits
+    from rescore.models.lstm import UNK_ID, SpmUnits
 
     units = SpmUnits.load(exp / "clm" / "model")  # sentencepiece trained on the Japanese text
     encoded = units.encode(lm_text)

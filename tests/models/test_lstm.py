@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rescore.clm import (
+from rescore.config import ConfigError
+from rescore.models.lstm import (
     BOS_ID,
     EOS_ID,
     MODEL_TYPE,
@@ -27,7 +28,6 @@ from rescore.clm import (
     save_lstm,
     train_units,
 )
-from rescore.config import ConfigError
 
 CORPUS = [
     "the cat sat on the mat", "a dog ran in the park", "hello world", "the dog sat on a mat",
@@ -179,7 +179,7 @@ def test_sentencepiece_char_units_keep_the_most_frequent(caplog):
 
 
 def test_unknown_sentencepiece_vocabulary_error_names_the_config_key(monkeypatch):
-    import rescore.clm as clm
+    import rescore.models.lstm as clm
 
     def fail(*args):
         raise RuntimeError("Vocabulary size is smaller than required_chars (another wording)")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rescore import pll
-from rescore.pll import PllScorer, pack_batches, reference_pll, window_starts
+from rescore.models import pll
+from rescore.models.pll import PllScorer, pack_batches, reference_pll, window_starts
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "hello", "world", "play", "out", "side", "big",
          "red", "car", "went", "home", "and", "it", "is", "good"]
