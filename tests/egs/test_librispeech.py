@@ -268,12 +268,12 @@ def test_data_sh_dry_run_prints_the_imports(source: str, hypr_src, mlm_src, deco
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_configs_use_documented_keys_and_load(name: str):
-    from rescore.clm_train import TrainClmConfig
     from rescore.config import load_config
-    from rescore.mlm_train import MlmTrainConfig
-    from rescore.mlm_train import validate as validate_mlm
-    from rescore.student_train import StudentTrainConfig
-    from rescore.student_train import validate as validate_student
+    from rescore.train.lstm import TrainClmConfig
+    from rescore.train.mlm import MlmTrainConfig
+    from rescore.train.mlm import validate as validate_mlm
+    from rescore.train.student import StudentTrainConfig
+    from rescore.train.student import validate as validate_student
 
     path = RECIPE / "conf" / f"{name}.yaml"
     mine = yaml.safe_load(path.read_text(encoding="utf-8"))

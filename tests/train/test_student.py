@@ -1,4 +1,4 @@
-"""Student training (rescore/student_train.py) on a synthetic n-best task built here, tiny encoders, CPU."""
+"""Student training (rescore/train/student.py) on a synthetic n-best task built here, tiny encoders, CPU."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from rescore.config import ConfigError, load_config
 from rescore.data.nbest import load_set, read_scores
 from rescore.scoring.tuning import rescored_errors
 from rescore.scoring.wer import hyp_errors
-from rescore.student_train import StudentTrainConfig, epoch_order, train_student, validate
+from rescore.train.student import StudentTrainConfig, epoch_order, train_student, validate
 from tests.conftest import make_setdir, write
 from tests.models.test_pll import bert_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The pattern: a correct hypothesis uses GOOD words only; an error substitutes a BAD word. The
 # teacher penalises only the SEEN bad words: MD alone cannot learn the rest, MWER/MWED can.
 GOOD = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran"]

@@ -1,4 +1,4 @@
-"""Teacher domain adaptation (rescore/mlm_train.py) on tiny models built here and on MiniLM-L6."""
+"""Teacher domain adaptation (rescore/train/mlm.py) on tiny models built here and on MiniLM-L6."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from rescore.config import ConfigError, load_config
 from rescore.exceptions import InputError
-from rescore.mlm_train import (
+from rescore.models.hf import load_mlm
+from rescore.train.mlm import (
     Example,
     MaskingCollator,
     MlmTrainConfig,
@@ -24,10 +25,9 @@ from rescore.mlm_train import (
     train_mlm,
     validate,
 )
-from rescore.models.hf import load_mlm
 from tests.conftest import write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["the", "a", "cat", "dog", "bird", "sat", "ran", "on", "to", "mat", "rug", "tree", "red", "big", "##s"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 

@@ -25,7 +25,7 @@ Objectives (``objective``), all on the hypotheses of the training n-best lists (
   ``s_i = first_pass_i + beta * student_i`` with the first-pass scores AS STORED (``nbest/score``;
   each utterance's scores are shifted by their maximum, which neither loss sees),
   ``L = L_mwer|mwed(s, errors) + lambda_md * L_MD`` (the MD term on the same hypotheses against
-  the teacher PLL; ``lambda_md = 0`` turns the fusion off). See :mod:`rescore.losses`.
+  the teacher PLL; ``lambda_md = 0`` turns the fusion off). See :mod:`rescore.train.losses`.
 
 beta: with ``beta: null`` it is tuned on dev for the current student before training starts
 (:func:`rescore.scoring.tuning.tune_weights`, ``first_pass + w * student``): for a student distilled with
@@ -51,11 +51,11 @@ reads each hypothesis after ``norm`` (rescore.data.textnorm flags; use the norma
 was computed with, and the same one with ``score_student``). Hypotheses longer than ``max_length``
 tokens are truncated from the right by the student (counted and logged). A hypothesis whose teacher
 PLL is not finite is left out of the MD loss, one whose first-pass score is not finite takes no part
-in MWER/MWED (:mod:`rescore.losses`); both are counted and logged.
+in MWER/MWED (:mod:`rescore.train.losses`); both are counted and logged.
 
 Resume (``resume=True``): continues from the latest checkpoint (model, beta, optimiser, scheduler,
 RNG states, position within the epoch, history, early-stopping state); on CPU with a fixed seed the
-final weights equal those of an uninterrupted run. As in :mod:`rescore.mlm_train`, give a run you
+final weights equal those of an uninterrupted run. As in :mod:`rescore.train.mlm`, give a run you
 mean to stop early and extend later the final total in ``schedule_steps``.
 
 Multi-GPU / multi-node: run under ``torchrun`` (``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in the
@@ -86,7 +86,7 @@ from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
-from rescore.training import (
+from rescore.train.loop import (
     Checkpointer,
     JsonlLog,
     build_optimizer,
@@ -197,7 +197,7 @@ def validate(cfg: StudentTrainConfig) -> None:
 
 
 def temperature(cfg: StudentTrainConfig) -> str | float:
-    """The MWED temperature argument of :func:`rescore.losses.mwed_loss`."""
+    """The MWED temperature argument of :func:`rescore.train.losses.mwed_loss`."""
     return "mad" if cfg.mwed_temperature == "mad" else float(cfg.mwed_temperature_value)
 
 
@@ -469,7 +469,7 @@ class _Trainer:
     # ---- data
     def _build_items(self, train: NbestData, md_extra: NbestData | None) -> None:
         """Training hypotheses (top ``nbest_max`` per utterance), tokenized once."""
-        from rescore.losses import nbest_index
+        from rescore.train.losses import nbest_index
 
         cfg = self.cfg
         index, mask = nbest_index(train.offsets, nbest_max=cfg.nbest_max, key=train.first_pass)
@@ -746,7 +746,7 @@ class _Trainer:
         """This rank's part of a micro-batch: (objective, md) losses, each summed over its items and
         divided by the step's global counts. An empty shard runs one item with weight 0 (DDP needs
         every rank to take part in every backward pass)."""
-        from rescore.losses import md_loss, mwed_loss, mwer_loss, pad_nbest
+        from rescore.train.losses import md_loss, mwed_loss, mwer_loss, pad_nbest
 
         weight = 1.0
         if len(shard) == 0:

@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rescore import training
 from rescore.config import ConfigError
 from rescore.data.archive import decode, iter_lines
 from rescore.data.textnorm import Normalizer
@@ -52,7 +51,8 @@ from rescore.models.lstm import (
     train_units,
 )
 from rescore.runtime import autocast, resolve_device
-from rescore.training import Checkpointer, JsonlLog, build_optimizer, seed_everything
+from rescore.train import loop
+from rescore.train.loop import Checkpointer, JsonlLog, build_optimizer, seed_everything
 
 log = get_logger(__name__)
 
@@ -215,7 +215,7 @@ class TrainResult:
 
 def fresh_start(out: Path) -> None:
     """Remove what a previous run of the trainer left in ``out`` (only the trainer's own files)."""
-    training.fresh_start(out, OWNED)
+    loop.fresh_start(out, OWNED)
 
 
 def _checkpoint_fingerprint(path: Path) -> str | None:
@@ -295,7 +295,7 @@ def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_te
     if latest is not None:
         state = ckpt.load(latest, model, opt, sched)
         step, epoch, batch_idx = state["step"], state["epoch"], state["batch"]
-        training.truncate_log(jlog_path, step)
+        loop.truncate_log(jlog_path, step)
         log.info(f"resumed from {latest}: step {step}, epoch {epoch + 1}, batch {batch_idx}")
     jlog = JsonlLog(jlog_path)
 

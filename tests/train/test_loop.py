@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from rescore.training import Checkpointer, JsonlLog, build_optimizer, seed_everything
+from rescore.train.loop import Checkpointer, JsonlLog, build_optimizer, seed_everything
 
 
 class Tiny(torch.nn.Module):
@@ -88,7 +88,7 @@ def test_jsonl_log(tmp_path):
 def test_truncate_log_drops_what_came_after_the_checkpoint(tmp_path):
     import json
 
-    from rescore.training import truncate_log
+    from rescore.train.loop import truncate_log
 
     path = tmp_path / "train_log.jsonl"
     recs = [{"step": 0, "event": "epoch"}, {"step": 5, "loss": 1.0}, {"step": 10, "event": "epoch", "partial": True},

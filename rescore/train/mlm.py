@@ -71,7 +71,7 @@ from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
-from rescore.training import (
+from rescore.train.loop import (
     Checkpointer,
     JsonlLog,
     build_optimizer,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rescore.losses import md_loss, mwed_loss, mwed_temperature, mwer_loss, nbest_index, pad_nbest
+from rescore.train.losses import md_loss, mwed_loss, mwed_temperature, mwer_loss, nbest_index, pad_nbest
 
 E = math.exp
 # The 3-hypothesis example: s = [0, -1, -2], eps = [0, 1, 2].
