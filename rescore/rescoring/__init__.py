@@ -7,7 +7,7 @@ The package: :mod:`~rescore.rescoring.weights` (stream specs, what to tune, ``we
 :mod:`~rescore.rescoring.output` (one rescored set's outputs, Kaldi-style scoring files,
 ``summary.json``, the ``RESULTS.md`` table) and :mod:`~rescore.rescoring.step` (the whole step).
 It may import the foundation modules, :mod:`rescore.data` and :mod:`rescore.scoring` (and
-:mod:`rescore.models`, which it does not need). The names below are re-exported here.
+:mod:`rescore.models`, which it does not need). Its public names are re-exported here (``__all__``).
 
 The combination (higher is better)::
 
