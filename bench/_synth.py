@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rescore.nbest import NbestSet, TextColumnBuilder
+from rescore.data.nbest import NbestSet, TextColumnBuilder
 
 
 def synthetic_set(num_hyps: int, nbest: int = 20, seed: int = 0, vocab_size: int = 20000,

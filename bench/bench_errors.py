@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 from _synth import synthetic_set  # noqa: E402
 
-from rescore.textnorm import Normalizer  # noqa: E402
-from rescore.wer import hyp_errors, kaldi_edit_distance  # noqa: E402
+from rescore.data.textnorm import Normalizer  # noqa: E402
+from rescore.scoring.wer import hyp_errors, kaldi_edit_distance  # noqa: E402
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _synth import synthetic_set  # noqa: E402
 
-from rescore.nbest import load_set, save_set  # noqa: E402
+from rescore.data.nbest import load_set, save_set  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -12,7 +12,7 @@ MiniLM-L6 encoder with its head tied to the embeddings; random weights give the 
 need no download.
 
 Printed, in one run on the same hardware and the same hypotheses:
-1. hypotheses/s of the reference (:func:`rescore.pll.reference_pll_ids`: one hypothesis at a time,
+1. hypotheses/s of the reference (:func:`rescore.models.pll.reference_pll_ids`: one hypothesis at a time,
    all its masked copies in one batch, full-vocabulary logits, fp32) and of the toolkit with
    deduplication OFF, their ratio, and the max abs PLL difference toolkit-fp32 vs reference (<= 1e-3);
 2. the dedup gain on the data as given, with its duplicate rate;
@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rescore.pll import DEFAULT_BATCH_TOKENS, PllScorer, reference_pll_ids, special_layout  # noqa: E402
+from rescore.models.pll import DEFAULT_BATCH_TOKENS, PllScorer, reference_pll_ids, special_layout  # noqa: E402
 from rescore.runtime import resolve_device, set_threads  # noqa: E402
 
 DATA = "/work/shared/bench/anchor_tokens.json"

@@ -5,7 +5,7 @@
 
 Both sides run the SAME encoder on the SAME texts on the same hardware in one process:
 the student (:meth:`rescore.models.RescoreBert.score`: one forward pass per hypothesis, the head on
-the first token) and the teacher (:class:`rescore.pll.PllScorer`, fp32, dedup off: one masked
+the first token) and the teacher (:class:`rescore.models.pll.PllScorer`, fp32, dedup off: one masked
 copy per token). Both include tokenisation, as in production; deduplication is off on both sides.
 Models: ``random-small`` is a random 6-layer 384-wide BERT (the MiniLM-L6 shape, the CPU target),
 ``random-base`` a random 12-layer 768-wide BERT (the GPU target), ``minilm`` the MiniLM-L6
@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_pll import DATA, FIRST_WORDPIECE, LAST_WORDPIECE, anchor_hypotheses, load, sync  # noqa: E402
 
 from rescore.models import RescoreBert  # noqa: E402
-from rescore.pll import PllScorer  # noqa: E402
+from rescore.models.pll import PllScorer  # noqa: E402
 from rescore.runtime import resolve_device, set_threads  # noqa: E402
 
 BUCKETS = [(0, 10, "<=10"), (11, 20, "11-20"), (21, 40, "21-40"), (41, 10**9, ">40")]

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from rescore.archive import atomic_open
+from rescore.stage import atomic_open
 
 C = TypeVar("C")
 

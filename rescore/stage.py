@@ -2,7 +2,8 @@
 
 A step writes into its own directory, writes ``.done`` (holding the fingerprint of its inputs,
 model and config) last, and on a re-run skips only when ``.done`` holds the same fingerprint,
-so changed inputs are recomputed and never served stale.
+so changed inputs are recomputed and never served stale. Every file a step writes appears whole
+or not at all (:func:`atomic_open`: a temporary file beside it, renamed into place on success).
 """
 
 from __future__ import annotations
@@ -15,14 +16,34 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
-from rescore.archive import atomic_open
-
 DONE = ".done"
 _PACKAGES = ("rescore", "numpy", "torch", "transformers", "rapidfuzz", "pyyaml", "tokenizers", "sentencepiece")
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
+    """Write to a temporary file beside ``path`` and rename it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if "b" in mode:
+            f = os.fdopen(fd, mode)
+        else:
+            f = os.fdopen(fd, mode, encoding=encoding, newline="\n")
+        with f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _walk(path: Path) -> list[Path]:

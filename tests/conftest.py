@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rescore.nbest import NbestBuilder, NbestSet
+from rescore.data.nbest import NbestBuilder, NbestSet
 
 
 def write(path: Path, text: str, mode: str = "w") -> Path:

@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, parser, run
-from rescore.nbest import load_set, write_scores
+from rescore.data.nbest import load_set, write_scores
 from rescore.stage import clear_done, fingerprint, is_done, mark_done, write_run_info
 
 

@@ -254,12 +254,12 @@ def test_recipe_dry_run(recipe: Path, conf_dir: str):
 @pytest.mark.parametrize("recipe, conf_dir", recipe_conf_dirs(), ids=lambda x: getattr(x, "name", x))
 def test_recipe_configs_are_valid(recipe: Path, conf_dir: str):
     """Every key known, every value of the right type and range (what the training steps check first)."""
-    from rescore.clm_train import TrainClmConfig
     from rescore.config import load_config
-    from rescore.mlm_train import MlmTrainConfig
-    from rescore.mlm_train import validate as validate_mlm
-    from rescore.student_train import StudentTrainConfig
-    from rescore.student_train import validate as validate_student
+    from rescore.train.lstm import TrainClmConfig
+    from rescore.train.mlm import MlmTrainConfig
+    from rescore.train.mlm import validate as validate_mlm
+    from rescore.train.student import StudentTrainConfig
+    from rescore.train.student import validate as validate_student
 
     d = recipe / conf_dir
     validate_mlm(load_config(MlmTrainConfig, d / "train_mlm.yaml"))
@@ -278,12 +278,12 @@ def extra_configs() -> list[Path]:
 @pytest.mark.parametrize("path", extra_configs(), ids=lambda p: f"{p.parents[1].name}/{p.name}")
 def test_extra_recipe_configs_are_valid(path: Path):
     """Every extra config is valid for the step its name begins with (train_mlm, train_clm, md, mwer, mwed)."""
-    from rescore.clm_train import TrainClmConfig
     from rescore.config import load_config
-    from rescore.mlm_train import MlmTrainConfig
-    from rescore.mlm_train import validate as validate_mlm
-    from rescore.student_train import StudentTrainConfig
-    from rescore.student_train import validate as validate_student
+    from rescore.train.lstm import TrainClmConfig
+    from rescore.train.mlm import MlmTrainConfig
+    from rescore.train.mlm import validate as validate_mlm
+    from rescore.train.student import StudentTrainConfig
+    from rescore.train.student import validate as validate_student
 
     kind = next((n[:-5] for n in CONFIG_NAMES if path.name.startswith(n[:-5])), None)
     assert kind is not None, f"{path}: name it after its step ({', '.join(CONFIG_NAMES)})"

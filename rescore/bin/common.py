@@ -21,7 +21,7 @@ def str2bool(value: str) -> bool:
 
 def norm_arg(value: str) -> str:
     """A ``--norm`` value: validated normalisation flags, returned in canonical form."""
-    from rescore.textnorm import Normalizer
+    from rescore.data.textnorm import Normalizer
 
     try:
         return str(Normalizer.parse(value))

@@ -23,9 +23,9 @@ import numpy as np
 
 from rescore.bin.common import add_flag, norm_arg, parser, run
 from rescore.bin.compute_wer import read_unique
-from rescore.rescoring import bootstrap_changes, percentile_ci
-from rescore.textnorm import Normalizer
-from rescore.wer import AbsentHypothesisError, score_texts
+from rescore.data.textnorm import Normalizer
+from rescore.scoring.bootstrap import bootstrap_changes, percentile_ci
+from rescore.scoring.wer import AbsentHypothesisError, score_texts
 
 
 def get_parser():

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import sys
 
-from rescore.archive import read_transcripts
 from rescore.bin.common import add_flag, log, norm_arg, parser, run
+from rescore.data.archive import read_transcripts
+from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError
-from rescore.textnorm import Normalizer
-from rescore.wer import MODES, AbsentHypothesisError, score_texts
+from rescore.scoring.wer import MODES, AbsentHypothesisError, score_texts
 
 
 def get_parser():

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore import formats
 from rescore.bin.common import add_format_options, format_options, log, parser, run, str2bool
-from rescore.nbest import describe, load_set
-from rescore.textnorm import Normalizer
+from rescore.data import formats
+from rescore.data.nbest import describe, load_set
+from rescore.data.textnorm import Normalizer
 
 KALDI, ESPNET, MLM, TRN = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"trn"}
 LAT = {"kaldi-lattice"}

@@ -7,7 +7,7 @@ EXPDIR is a ``rescore --out`` directory holding ``EXPDIR/<set>/scoring/summary.j
 names the system (clm, pll, md, mwer, mwed are shown as baseline LM, teacher PLL, MD/MWER/MWED
 student). For every ``--set`` (default: every set some summary marks as an eval set) the table
 has the first pass, the oracle and one row per system, in the order given (see
-:mod:`rescore.results`). The table replaces the block between the results markers of
+:mod:`rescore.scoring.results`). The table replaces the block between the results markers of
 RESULTS_MD (created, or appended to a file without markers), keeping the text around it.
 ``--json FILE`` also writes the rows as JSON (null for a rate that is missing or not finite).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rescore.bin.common import log, parser, run
 from rescore.exceptions import InputError
-from rescore.results import gather, table_lines, write_json, write_results
+from rescore.scoring.results import gather, table_lines, write_json, write_results
 
 
 def get_parser():

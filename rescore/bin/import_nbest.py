@@ -18,13 +18,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rescore import formats
-from rescore.archive import read_text_dict
 from rescore.bin.common import add_format_options, add_overwrite, format_options, log, norm_arg, parser, run, str2bool
-from rescore.nbest import describe, save_set
+from rescore.data import formats
+from rescore.data.archive import read_text_dict
+from rescore.data.nbest import describe, save_set
+from rescore.data.textnorm import Normalizer, default_metric, default_norm
+from rescore.scoring.stats import ensure_errors
 from rescore.stage import check_done, clear_done, mark_done, run_record
-from rescore.stats import ensure_errors
-from rescore.textnorm import Normalizer, default_metric, default_norm
 
 KALDI, ESPNET, MLM, HYPR, NEMO = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"hypr"}, {"nemo"}
 LAT = {"kaldi-lattice"}

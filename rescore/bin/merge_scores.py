@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, parser, run, str2bool
+from rescore.data.nbest import references_path
+from rescore.data.split import merge_stream, split_root
 from rescore.exceptions import InputError
-from rescore.nbest import references_path
-from rescore.parallel import merge_stream, split_root
 from rescore.stage import DONE, clear_done, fingerprint, is_done, mark_done, write_run_info
 
 

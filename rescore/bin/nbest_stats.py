@@ -18,8 +18,8 @@ import argparse
 import json
 
 from rescore.bin.common import add_flag, log, norm_arg, parser, run
-from rescore.nbest import load_set
-from rescore.stats import ensure_errors, scoring_setup, set_stats
+from rescore.data.nbest import load_set
+from rescore.scoring.stats import ensure_errors, scoring_setup, set_stats
 
 METRICS = ("wer", "cer")
 

@@ -13,7 +13,7 @@ A model directory whose ``config.json`` says ``"model_type": "rescore_lstm_lm"``
 ``train_clm``) is our LSTM LM, scored with the normalisation it was trained with; anything else is
 loaded with ``AutoModelForCausalLM``. BOS/EOS, the leading-space rule, empty hypotheses
 (``log P(EOS | BOS)``) and the sliding window for hypotheses longer than the model's context are
-described in :mod:`rescore.clm`.
+described in :mod:`rescore.models.lstm`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, log, parser, run
+from rescore.data.nbest import describe, load_set, write_scores
 from rescore.defaults import CLM_BATCH_TOKENS
-from rescore.nbest import describe, load_set, write_scores
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.score_clm"
@@ -64,7 +64,7 @@ def body(args, argv: list[str] | None) -> int:
     reopen(out)
     nbs = load_set(args.setdir, streams=[])
     log.info(f"read {describe(nbs)} from {args.setdir}")
-    from rescore.clm import load_scorer  # torch and transformers: after parsing (fast --help)
+    from rescore.models.lstm import load_scorer  # torch and transformers: after parsing (fast --help)
     from rescore.runtime import resolve_device, set_threads
 
     device = resolve_device(args.device)

@@ -6,7 +6,7 @@
 
 Writes ``OUTDIR/pll``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis of
 ``SETDIR/nbest/text`` (natural-log PLL, higher is better; 0.0 for an empty hypothesis); the model
-reads each hypothesis after ``--norm`` (rescore.textnorm flags, e.g. ``csj,bracket`` to strip CSJ
+reads each hypothesis after ``--norm`` (rescore.data.textnorm flags, e.g. ``csj,bracket`` to strip CSJ
 ``+POS`` tags and noise tokens; default none: the text as stored). With
 ``--per_token true`` also ``OUTDIR/pll_tokens``, one line per hypothesis in the same key order::
 
@@ -18,7 +18,7 @@ hypothesis is the key alone (ASCII whitespace inside a token, unseen in usual vo
 is written as ``<0xNN>``). Then ``OUTDIR/run.yaml`` (replay command, resolved options,
 versions) and last ``OUTDIR/.done``, holding the fingerprint of ``SETDIR/nbest/text``, the model
 (directory contents when local, else the hub id) and the options: a re-run with the same
-fingerprint logs ``skip``, anything changed is recomputed. See :mod:`rescore.pll` for the
+fingerprint logs ``skip``, anything changed is recomputed. See :mod:`rescore.models.pll` for the
 scoring rules (special tokens, leading spaces, windows for long hypotheses, word masking).
 """
 
@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.archive import format_float, write_lines
 from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run, str2bool
+from rescore.data.archive import format_float, write_lines
+from rescore.data.nbest import load_set, write_scores
+from rescore.data.textnorm import Normalizer
 from rescore.defaults import PLL_BATCH_TOKENS, PLL_WORD_MASKS
 from rescore.exceptions import InputError
-from rescore.nbest import load_set, write_scores
 from rescore.stage import mark_done, write_run_info
-from rescore.textnorm import Normalizer
 
 MODULE = "rescore.bin.score_pll"
 
@@ -73,7 +73,7 @@ def body(args) -> int:
     import torch
 
     from rescore.models.hf import load_mlm
-    from rescore.pll import PllScorer
+    from rescore.models.pll import PllScorer
     from rescore.runtime import resolve_device, set_threads
 
     setdir, outdir = Path(args.setdir), Path(args.outdir)

@@ -5,7 +5,7 @@
 
 Writes ``OUTDIR/student``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis
 of ``SETDIR/nbest/text``, in the key order of the set, higher is better (the convention of ``pll``).
-The model reads each hypothesis after ``--norm`` (rescore.textnorm flags; default none: the text as
+The model reads each hypothesis after ``--norm`` (rescore.data.textnorm flags; default none: the text as
 stored; use the normalisation the student was trained with). ``--model`` is a directory written by
 ``train_student`` (``RescoreBert.save_pretrained``); a plain encoder is accepted with a warning (its
 new head scores ~0). Hypotheses longer than the encoder are truncated from the right, with a
@@ -20,11 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run
+from rescore.data.nbest import load_set, write_scores
+from rescore.data.textnorm import Normalizer
 from rescore.defaults import STUDENT_BATCH_TOKENS
 from rescore.exceptions import InputError
-from rescore.nbest import load_set, write_scores
 from rescore.stage import mark_done, write_run_info
-from rescore.textnorm import Normalizer
 
 MODULE = "rescore.bin.score_student"
 

@@ -11,7 +11,7 @@ than utterances is an error. Prints the subset directories, one a line.
 from __future__ import annotations
 
 from rescore.bin.common import parser, run
-from rescore.parallel import split_set
+from rescore.data.split import split_set
 
 
 def get_parser():

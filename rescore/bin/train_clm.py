@@ -43,7 +43,7 @@ def get_parser():
 
 def resolved_config(config: str | None, overrides: list[str], init: str | None):
     """The config a run would use: defaults < --config < key=value; validated (``init`` is unused)."""
-    from rescore.clm_train import TrainClmConfig
+    from rescore.train.lstm import TrainClmConfig
 
     cfg = load_config(TrainClmConfig, config, overrides)
     cfg.validate()
@@ -51,7 +51,7 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 
 
 def body(args, argv: list[str] | None) -> int:
-    from rescore.clm_train import fresh_start, train_lstm_lm  # torch: after parsing (fast --help)
+    from rescore.train.lstm import fresh_start, train_lstm_lm  # torch: after parsing (fast --help)
 
     try:
         cfg = resolved_config(args.config, args.overrides, None)

@@ -8,7 +8,7 @@ Hugging Face masked LM, or an encoder without MLM head (a head tied to the input
 added and trained). Writes DIR/model (load it with ``score_pll --model DIR/model``), DIR/config.yaml,
 DIR/run.yaml, DIR/train_log.jsonl, DIR/summary.json (per-epoch held-out pseudo-perplexity, best
 epoch), DIR/checkpoints/step<N> and DIR/.done. Config: defaults < --config YAML < key=value; the
-keys are documented in conf/train_mlm.yaml. See rescore/mlm_train.py for the details.
+keys are documented in conf/train_mlm.yaml. See rescore/train/mlm.py for the details.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def get_parser():
 
 def resolved_config(config: str | None, overrides: list[str], init: str | None):
     """The config a run would use: defaults < --config < key=value; validated."""
-    from rescore.mlm_train import MlmTrainConfig, validate
+    from rescore.train.mlm import MlmTrainConfig, validate
 
     cfg = load_config(MlmTrainConfig, config, overrides)
     validate(cfg)
@@ -46,7 +46,7 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 
 
 def body(args, argv: list[str] | None) -> int:
-    from rescore.mlm_train import train_mlm  # torch: after parsing (fast --help)
+    from rescore.train.mlm import train_mlm  # torch: after parsing (fast --help)
 
     try:
         cfg = resolved_config(args.config, args.overrides, args.init)

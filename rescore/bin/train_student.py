@@ -12,7 +12,7 @@ EXPDIR/model (the best student by dev WER after rescoring; ``score_student --mod
 EXPDIR/config.yaml, run.yaml, train_log.jsonl, summary.json (per-epoch dev WER and tuned weight),
 checkpoints/step<N> and .done. Config: defaults < --config YAML < key=value; the keys are
 documented in conf/md.yaml. Multi-GPU: ``torchrun --nproc_per_node N -m rescore.bin.train_student ...``.
-See rescore/student_train.py for the details.
+See rescore/train/student.py for the details.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def get_parser():
 
 def resolved_config(config: str | None, overrides: list[str], init: str | None):
     """The config a run would use: defaults < --config < key=value < --init; validated."""
-    from rescore.student_train import StudentTrainConfig, validate
+    from rescore.train.student import StudentTrainConfig, validate
 
     cfg = load_config(StudentTrainConfig, config, overrides)
     if init is not None:
@@ -55,7 +55,7 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 
 
 def body(args, argv: list[str] | None) -> int:
-    from rescore.student_train import train_student  # torch: after parsing (fast --help)
+    from rescore.train.student import train_student  # torch: after parsing (fast --help)
 
     try:
         cfg = resolved_config(args.config, args.overrides, args.init)

@@ -11,7 +11,7 @@ BadNumber) and references without hypotheses (or the reverse) are warnings. Exit
 from __future__ import annotations
 
 from rescore.bin.common import parser, run
-from rescore.nbest import build_meta, describe, inspect_set
+from rescore.data.nbest import build_meta, describe, inspect_set
 
 
 def get_parser():

@@ -19,7 +19,7 @@ first travel that far with a fine-tuning learning rate learns nothing else in a 
 the scale set, the head starts at the teacher's mean and learns the variation around it; the
 score, the loss and the interpolation weights stay in the teacher's units.
 
-Tokenisation is the teacher's (as :func:`rescore.pll.encode`): the tokenizer's own special tokens
+Tokenisation is the teacher's (as :func:`rescore.models.pll.encode`): the tokenizer's own special tokens
 around the text, a leading space for byte-level BPE tokenizers; an empty text is the special
 tokens only. Token type ids are the encoder's default (zeros), as for any single sequence.
 
@@ -229,7 +229,7 @@ class RescoreBert(PreTrainedModel):
 
     def set_tokenizer(self, tokenizer) -> None:
         """Attach the teacher's tokenizer and derive the special-token layout and the token limit."""
-        from rescore.pll import model_max_length, special_layout, wants_leading_space
+        from rescore.models.pll import model_max_length, special_layout, wants_leading_space
 
         prefix, suffix = special_layout(tokenizer)
         max_length = model_max_length(self.encoder, tokenizer)
@@ -413,7 +413,7 @@ class RescoreBert(PreTrainedModel):
         return rows, n_long
 
     def _content_ids(self, texts: list[str], chunk: int = 4096) -> list[list[int]]:
-        """Token ids without special tokens, tokenised like the teacher's (:func:`rescore.pll.encode`)."""
+        """Token ids without special tokens, tokenised like the teacher's (:func:`rescore.models.pll.encode`)."""
         out: list[list[int]] = []
         for start in range(0, len(texts), chunk):
             part = [self._lead + t if t.strip() else "" for t in texts[start : start + chunk]]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rescore.bin import export_nbest, import_nbest
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 from tests.conftest import write
 
 

@@ -1,4 +1,4 @@
-"""gather_results: the CLI over rescore.results."""
+"""gather_results: the CLI over rescore.scoring.results."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from rescore.bin import gather_results
-from rescore.results import BEGIN
-from tests.test_results import summary
+from rescore.scoring.results import BEGIN
+from tests.scoring.test_results import summary
 
 
 def test_main_writes_table_and_json(tmp_path: Path, capsys):

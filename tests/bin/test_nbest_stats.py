@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rescore.bin import nbest_stats
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 from tests.conftest import make_setdir
 
 

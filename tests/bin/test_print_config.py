@@ -34,7 +34,7 @@ def test_print_config_resolves_defaults_config_and_overrides(mod, conf, extra, c
 
 def test_print_config_matches_what_a_run_writes(capsys):
     from rescore.config import load_config
-    from rescore.student_train import StudentTrainConfig
+    from rescore.train.student import StudentTrainConfig
 
     assert train_student.main(["--print_config", "true", "--config", str(REPO / "conf/md.yaml"),
                                "--init", "x", "epochs=7", "--out", "unused"]) == 0

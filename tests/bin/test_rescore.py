@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rescore.bin import rescore
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 from tests.conftest import make_setdir, write
 
 

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from rescore.bin import score_clm
-from rescore.clm import load_scorer
-from rescore.nbest import load_set, read_scores
+from rescore.data.nbest import load_set, read_scores
+from rescore.models.lstm import load_scorer
 from tests.conftest import make_setdir
-from tests.test_clm import build_tiny_gpt2
+from tests.models.test_lstm import build_tiny_gpt2
 
 
 @pytest.fixture(scope="module")

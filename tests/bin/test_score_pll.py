@@ -7,12 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from rescore.archive import read_text_archive
 from rescore.bin import score_pll
-from rescore.nbest import load_set, read_scores
-from rescore.pll import PllScorer
+from rescore.data.archive import read_text_archive
+from rescore.data.nbest import load_set, read_scores
+from rescore.models.pll import PllScorer
 from tests.conftest import make_setdir
-from tests.test_pll import bert_tokenizer, tiny_bert
+from tests.models.test_pll import bert_tokenizer, tiny_bert
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from rescore.bin import score_student
+from rescore.data.nbest import load_set, read_scores
 from rescore.models import RescoreBert
-from rescore.nbest import load_set, read_scores
 from tests.conftest import make_setdir
+from tests.models.test_pll import bert_tokenizer
 from tests.models.test_student import tiny_encoder, visible
-from tests.test_pll import bert_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rescore.bin import merge_scores, split_nbest
-from rescore.nbest import load_set, write_scores
+from rescore.data.nbest import load_set, write_scores
 from rescore.stage import mark_done
 from tests.conftest import make_setdir
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from rescore import clm_train
 from rescore.bin import score_clm, train_clm
-from rescore.clm_train import train_lstm_lm
-from rescore.nbest import load_set, read_scores
+from rescore.data.nbest import load_set, read_scores
+from rescore.train import lstm as train_lstm
+from rescore.train.lstm import train_lstm_lm
 from tests.conftest import make_setdir
 
 DET, ADJ, NOUN, VERB = ["the", "a"], ["big", "small", "red"], ["cat", "dog", "bird", "fox"], ["sees", "likes", "chases"]
@@ -91,11 +91,11 @@ def test_resume_after_interruption_is_exact(tmp_path, monkeypatch):
     args = ["--text", str(text), "--dev_text", str(text), *TINY, "dropout=0.3", "epochs=2", "checkpoint_every=4"]
     assert train_clm.main([*args, "--out", str(tmp_path / "full")]) == 0
     # interrupted after 7 steps (mid-epoch), then resumed by a plain re-run (the CLI imports
-    # train_lstm_lm from rescore.clm_train when it runs, so that is where it is replaced)
-    monkeypatch.setattr(clm_train, "train_lstm_lm", functools.partial(train_lstm_lm, stop_after=7))
+    # train_lstm_lm from rescore.train.lstm when it runs, so that is where it is replaced)
+    monkeypatch.setattr(train_lstm, "train_lstm_lm", functools.partial(train_lstm_lm, stop_after=7))
     assert train_clm.main([*args, "--out", str(tmp_path / "part")]) == 1
     assert not (tmp_path / "part" / ".done").exists() and not (tmp_path / "part" / "model").exists()
-    monkeypatch.setattr(clm_train, "train_lstm_lm", train_lstm_lm)
+    monkeypatch.setattr(train_lstm, "train_lstm_lm", train_lstm_lm)
     assert train_clm.main([*args, "--out", str(tmp_path / "part")]) == 0
     a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "part" / "model" / "model.safetensors"))
@@ -135,8 +135,8 @@ def test_word_units_and_empty_lines(tmp_path):
 def test_conf_file_matches_defaults():
     from pathlib import Path
 
-    from rescore.clm_train import TrainClmConfig
     from rescore.config import load_config
+    from rescore.train.lstm import TrainClmConfig
 
     conf = Path(__file__).resolve().parents[2] / "conf" / "train_clm.yaml"
     assert load_config(TrainClmConfig, conf) == TrainClmConfig()

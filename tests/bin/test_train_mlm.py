@@ -5,7 +5,7 @@ import yaml
 from rescore.bin import score_pll, train_mlm
 from rescore.models.hf import load_mlm
 from tests.conftest import make_setdir, write
-from tests.test_mlm_train import corpus_lines, tiny_mlm, write_corpus
+from tests.train.test_mlm import corpus_lines, tiny_mlm, write_corpus
 
 FAST = ["device=cpu", "batch_size=2", "warmup_steps=0", "lr=0.001", "checkpoint_every=2"]
 

@@ -5,7 +5,7 @@ import yaml
 from rescore.bin import train_student
 from rescore.models import RescoreBert
 from tests.conftest import write
-from tests.test_student_train import synthetic_set, tiny_encoder
+from tests.train.test_student import synthetic_set, tiny_encoder
 
 FAST = ["device=cpu", "warmup_steps=0", "head_hidden=16", "checkpoint_every=0", "num_threads=1", "log_every=1"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from rescore.bin import truncate_encoder
-from tests.test_mlm_train import tiny_mlm
+from tests.train.test_mlm import tiny_mlm
 
 
 def test_keeps_first_layers_and_tokenizer(tmp_path: Path, caplog):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from rescore.formats import espnet
-from rescore.nbest import NbestBuilder
+from rescore.data.formats import espnet
+from rescore.data.nbest import NbestBuilder
 from tests.conformance.conftest import require
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

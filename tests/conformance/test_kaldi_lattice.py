@@ -22,8 +22,8 @@ import yaml
 
 from rescore.bin import export_nbest, import_nbest
 from rescore.bin import rescore as rescore_cli
-from rescore.formats import kaldi_lattice
-from rescore.nbest import load_set, write_scores
+from rescore.data.formats import kaldi_lattice
+from rescore.data.nbest import load_set, write_scores
 from tests.conformance.conftest import write_table
 
 N = 10

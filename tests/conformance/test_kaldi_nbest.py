@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from rescore.formats import kaldi_lattice, kaldi_nbest
-from rescore.nbest import NbestBuilder
+from rescore.data.formats import kaldi_lattice, kaldi_nbest
+from rescore.data.nbest import NbestBuilder
 from tests.conformance.conftest import require, write_table
 from tests.conformance.test_kaldi_lattice import close_to_kaldi, read_table
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rescore.bin import validate
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "books_en"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "csj"
@@ -452,8 +452,8 @@ def test_run_sh_end_to_end_on_japanese(tmp_path: Path):
         assert "csj,bracket" in run_yaml, run_yaml
     lm_text = lines(data / "local" / "lm_text.txt")
     assert len(lm_text) == 10 and not any("+" in t or "<sp>" in t for t in lm_text)
+    from rescore.data.textnorm import Normalizer
     from rescore.models.hf import load_tokenizer
-    from rescore.textnorm import Normalizer
 
     tok = load_tokenizer(str(exp / "student_md" / "model"))
     norm = Normalizer.parse("csj,bracket")
@@ -469,7 +469,7 @@ def test_run_sh_end_to_end_on_japanese(tmp_path: Path):
     assert len({round(pll[f"{utt}-{k}"], 6) for k in range(1, 6)}) == 5
     clm_cfg = json.loads((exp / "clm" / "model" / "config.json").read_text())
     assert clm_cfg["norm"] == "csj,bracket" and clm_cfg["unit"] == "unigram"
-    from rescore.clm import UNK_ID, SpmUnits
+    from rescore.models.lstm import UNK_ID, SpmUnits
 
     units = SpmUnits.load(exp / "clm" / "model")  # sentencepiece trained on the Japanese text
     encoded = units.encode(lm_text)

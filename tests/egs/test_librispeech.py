@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rescore.nbest import load_set
+from rescore.data.nbest import load_set
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "librispeech"
@@ -268,12 +268,12 @@ def test_data_sh_dry_run_prints_the_imports(source: str, hypr_src, mlm_src, deco
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_configs_use_documented_keys_and_load(name: str):
-    from rescore.clm_train import TrainClmConfig
     from rescore.config import load_config
-    from rescore.mlm_train import MlmTrainConfig
-    from rescore.mlm_train import validate as validate_mlm
-    from rescore.student_train import StudentTrainConfig
-    from rescore.student_train import validate as validate_student
+    from rescore.train.lstm import TrainClmConfig
+    from rescore.train.mlm import MlmTrainConfig
+    from rescore.train.mlm import validate as validate_mlm
+    from rescore.train.student import StudentTrainConfig
+    from rescore.train.student import validate as validate_student
 
     path = RECIPE / "conf" / f"{name}.yaml"
     mine = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -375,7 +375,7 @@ def test_data_sh_errors(hypr_src: Path, mlm_src: Path, lm_text: Path, tmp_path: 
 
 
 def test_results_md_has_the_markers_and_no_numbers():
-    from rescore.results import BEGIN, END
+    from rescore.scoring.results import BEGIN, END
 
     text = (RECIPE / "RESULTS.md").read_text(encoding="utf-8")
     lines = [ln.strip() for ln in text.splitlines()]

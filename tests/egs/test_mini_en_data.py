@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rescore.bin import validate
-from rescore.formats import slf
-from rescore.nbest import load_set
+from rescore.data.formats import slf
+from rescore.data.nbest import load_set
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "mini_en"

@@ -13,7 +13,7 @@ from torch import nn
 
 from rescore.models import RescoreBert
 from rescore.models.student import pack_sorted
-from tests.test_pll import bert_tokenizer, byte_bpe_tokenizer
+from tests.models.test_pll import bert_tokenizer, byte_bpe_tokenizer
 
 TEXTS = ["the cat sat on the mat", "", "hello world", "the cat sat on the mat", "a big red car went home",
          "playing outside", "THE CAT SAT", "   ", "it is good and it is good", "dogs played"]

@@ -100,7 +100,7 @@ def test_usage_errors(tmp_path):
 
 def test_score_pll_split_over_three_jobs_equals_one_job(tmp_path):
     """The real teacher step under run.pl: NJ=3 gives the same pll archive as NJ=1."""
-    from tests.test_pll import bert_tokenizer, tiny_bert
+    from tests.models.test_pll import bert_tokenizer, tiny_bert
 
     model = tmp_path / "mlm"
     model.mkdir()

@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
 from rescore.bin.compare_wer import compare, read_unique  # noqa: E402
-from rescore.nbest import load_set  # noqa: E402
-from rescore.stats import scoring_setup  # noqa: E402
+from rescore.data.nbest import load_set  # noqa: E402
+from rescore.scoring.stats import scoring_setup  # noqa: E402
 
 LABELS = {"clm": "baseline LM", "pll": "teacher PLL", "md": "MD student", "mwer": "MWER student",
           "mwed": "MWED student"}

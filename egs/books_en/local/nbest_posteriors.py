@@ -30,8 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from rescore.nbest import load_set, read_scores  # noqa: E402
-from rescore.stats import ensure_errors, scoring_setup  # noqa: E402
+from rescore.data.nbest import load_set, read_scores  # noqa: E402
+from rescore.scoring.stats import ensure_errors, scoring_setup  # noqa: E402
 
 
 def posterior_stats(offsets: np.ndarray, s: np.ndarray, errors: np.ndarray, scale: float) -> dict[str, float]:

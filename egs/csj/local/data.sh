@@ -123,7 +123,7 @@ if [ -n "$lm_text" ]; then lm_in=$lm_text; with_ids=false; else lm_in=$(ref_file
 "$python" - "$norm" "$with_ids" "$lm_in" "$data/local/lm_text.txt" <<'PY'
 import re
 import sys
-from rescore.textnorm import Normalizer
+from rescore.data.textnorm import Normalizer
 norm, with_ids, src, out = Normalizer.parse(sys.argv[1]), sys.argv[2] == "true", sys.argv[3], sys.argv[4]
 n_in = n_out = 0
 with open(src, encoding="utf-8") as f, open(out, "w", encoding="utf-8", newline="\n") as g:

@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from rescore.data.nbest import NbestBuilder, describe, load_set, save_set
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger, setup_logging
-from rescore.nbest import NbestBuilder, describe, load_set, save_set
 
 log = get_logger("rescore.combine_sets")
 

@@ -34,7 +34,7 @@ white) and an SNR in [``--snr_min``, ``--snr_max``] dB. The pipeline is
    ``p >= --lat_prune`` on a complete path (:func:`prune_slf`; pocketsphinx keeps every explored
    link, tens of kB per utterance), gzipped (mtime 0) as ``DIR/<utt>.lat.gz``.
 
-``OUT_SETDIR`` is a canonical dataset directory (``rescore.nbest.save_set``: keys ``<utt>-<k>``
+``OUT_SETDIR`` is a canonical dataset directory (``rescore.data.nbest.save_set``: keys ``<utt>-<k>``
 best-first, ``score`` stream, references in ``OUT_SETDIR/text``) plus ``utt2spk`` (the voice is
 the speaker) and ``synth_params`` (``<utt> voice tempo noise snr_db seconds``). The same inputs
 and the same tool versions give the same files.
@@ -60,8 +60,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from rescore.archive import write_lines  # noqa: E402
-from rescore.nbest import NbestBuilder, describe, save_set  # noqa: E402
+from rescore.data.archive import write_lines  # noqa: E402
+from rescore.data.nbest import NbestBuilder, describe, save_set  # noqa: E402
 
 VOICES = ("slt", "rms", "awb", "kal16")
 NOISES = ("pinknoise", "whitenoise")
