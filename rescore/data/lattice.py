@@ -90,39 +90,10 @@ class Lattice:
 
     def is_empty(self) -> bool:
         """True when no path leads from the start state to a final state (Kaldi: empty lattice)."""
-        return not self._coreachable()
-
-    def _reachable(self) -> list[int]:
-        """States reachable from the start, in DFS preorder."""
         if self.start is None:
-            return []
-        seen = {self.start}
-        order, stack = [], [self.start]
-        while stack:
-            s = stack.pop()
-            order.append(s)
-            for a in self.arcs[s]:
-                if a.dst not in seen:
-                    seen.add(a.dst)
-                    stack.append(a.dst)
-        return order
-
-    def _coreachable(self) -> set[int]:
-        """Reachable states from which some final state is reachable (the useful part)."""
-        reach = self._reachable()
-        rev: dict[int, list[int]] = {}
-        for s in reach:
-            for a in self.arcs[s]:
-                rev.setdefault(a.dst, []).append(s)
-        good = {s for s in reach if s in self.finals}
-        stack = list(good)
-        while stack:
-            s = stack.pop()
-            for p in rev.get(s, ()):
-                if p not in good:
-                    good.add(p)
-                    stack.append(p)
-        return good
+            return True
+        good, _ = _useful_states(self.start, lambda s: self.arcs[s], self.finals)
+        return self.start not in good
 
 
 def _cost(graph: float, ac: float, scale: float) -> float:
