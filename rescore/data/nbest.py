@@ -617,13 +617,10 @@ def inspect_set(setdir: str | Path, streams: Iterable[str] | None = None) -> tup
             out_streams[name] = read_stream(p, (utt_index, offsets, rank_pos, utt_ids), n, rep)
         except InputError as e:
             rep.errors.append(e)
-    meta: dict = {}
     meta_path = setdir / "nbest" / "meta.yaml"
-    if meta_path.is_file():
-        try:
-            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            rep.errors.append(InputError(meta_path, None, f"unreadable YAML: {e}"))
+    meta, meta_error = _read_meta(meta_path)
+    if meta_error is not None:
+        rep.errors.append(meta_error)
     refs = None
     try:
         ref_path = setdir / references_name(meta, meta_path)
@@ -656,16 +653,21 @@ def references_path(setdir: str | Path) -> Path:
     """Where a set's references are (or would be): ``<set>/text`` unless meta.yaml names another file."""
     setdir = Path(setdir)
     meta_path = setdir / "nbest" / "meta.yaml"
-    meta = {}
-    if meta_path.is_file():
-        try:
-            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError):
-            meta = {}  # inspect_set reports it
+    meta, _ = _read_meta(meta_path)  # an unreadable meta.yaml is reported by inspect_set
     try:
         return setdir / references_name(meta, meta_path)
     except InputError:
         return setdir / "text"
+
+
+def _read_meta(meta_path: Path) -> tuple[dict, InputError | None]:
+    """A set's meta.yaml ({} when absent), and the error that made it unreadable, if any."""
+    if not meta_path.is_file():
+        return {}, None
+    try:
+        return yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}, None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        return {}, InputError(meta_path, None, f"unreadable YAML: {e}")
 
 
 def _check_refs(nbs: NbestSet, rep: LoadReport, ref_path: Path) -> None:

@@ -190,7 +190,7 @@ def rescore_set(sd: SetData, w: Weights, base_w: Weights, system: str, job: Job,
     report = _missing_report(sd, total)
     new_nbs, new_best = _output_set(sd, total, w, system, job.opts.streams)
     base_best = sd.nbs.best(sd.design.without_streams().total(base_w))
-    setout = out / sd.name
+    setout = nbest_dir(out, sd.name)
     if (setout / "nbest" / "nbest").is_dir():  # the nested shape of earlier versions: replaced, not mixed
         shutil.rmtree(setout / "nbest" / "nbest")
     save_set(new_nbs, setout, refs_name=REFS_NAME)
