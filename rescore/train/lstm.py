@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rescore.config import ConfigError
 from rescore.data.archive import decode, iter_lines
@@ -53,6 +51,7 @@ from rescore.models.lstm import (
 from rescore.runtime import autocast, resolve_device
 from rescore.train import loop
 from rescore.train.loop import Checkpointer, JsonlLog, build_optimizer, seed_everything
+from rescore.train.trainer import LoopState, Trainer
 
 log = get_logger(__name__)
 
@@ -220,7 +219,7 @@ def fresh_start(out: Path) -> None:
 
 def _checkpoint_fingerprint(path: Path) -> str | None:
     try:
-        return json.loads((path / "state.json").read_text(encoding="utf-8")).get("fingerprint")
+        return json.loads((path / "state.json").read_text(encoding="utf-8")).get("data")
     except (OSError, json.JSONDecodeError):
         return None
 
@@ -241,20 +240,78 @@ def _prepare_units(cfg: TrainClmConfig, train: list[str], out: Path) -> SpmUnits
     return units
 
 
+@dataclass
+class _State(LoopState):
+    loss_sum: float = 0.0  # summed step losses of the epoch so far
+    loss_steps: int = 0
+
+
+class _LstmTrainer(Trainer):
+    desc = "train_clm"
+    state_cls = _State
+
+    def __init__(self, cfg: TrainClmConfig, out: Path, model: LstmLm, data: list[np.ndarray],
+                 units: SpmUnits | WordUnits, dev: list[str], device: torch.device, fingerprint: str):
+        super().__init__(cfg, out, fingerprint)
+        self.model, self.data, self.units, self.dev, self.device = model, data, units, dev, device
+        self.steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+        full = cfg.epochs * self.steps_per_epoch
+        self.total = self.schedule = full if cfg.max_steps == 0 else min(full, cfg.max_steps)
+        self.opt, self.sched = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, self.total)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model
+
+    def epoch_batches(self, epoch: int) -> list:
+        return epoch_batches(len(self.data), self.cfg.batch_size, self.cfg.seed, epoch - 1)
+
+    def train_step(self, group: list[np.ndarray]) -> tuple[float, dict[str, float]]:
+        (batch,) = group
+        inputs, targets = collate([self.data[i] for i in batch], self.model.cfg.pad_id)
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        with autocast(self.device, self.cfg.dtype):
+            logits = self.model(inputs)
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                                 targets.reshape(-1), ignore_index=-100)
+        self.opt.zero_grad(set_to_none=True)
+        self.backward(loss)
+        self.optimizer_step(self.model.parameters())
+        self.state.loss_sum += loss.item()
+        self.state.loss_steps += 1
+        return loss.item(), {}
+
+    def before_fit(self, jlog: JsonlLog | None) -> None:
+        if self.step == 0 and not self.state.history:
+            self.record(self.evaluate(0, False), jlog)
+
+    def new_epoch(self) -> None:
+        self.state.loss_sum, self.state.loss_steps = 0.0, 0
+
+    def evaluate(self, epoch: int, partial: bool) -> dict[str, Any]:
+        rec: dict[str, Any] = {"epoch": epoch, "step": self.step, "partial": partial}
+        if self.state.loss_steps:
+            rec["train_loss"] = self.state.loss_sum / self.state.loss_steps
+        if self.dev:
+            rec.update(dev_perplexity(self.model, self.units, self.dev, self.device, self.cfg.dtype))
+            log.info(f"step {self.step} epoch {epoch}{' (partial)' if partial else ''}: dev perplexity "
+                     f"{rec['dev_ppl']:.3f} per unit, {rec['dev_word_ppl']:.3f} per word")
+        return rec
+
+
 def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_text: str | Path | None = None,
-                  resume: bool = True, fingerprint: str = "", stop_after: int | None = None,
-                  show_progress: bool | None = None) -> TrainResult:
+                  resume: bool = True, fingerprint: str = "", stop_after: int | None = None) -> TrainResult:
     """Train (or resume) an LSTM LM; writes ``out/model`` when training finishes.
 
     ``fingerprint`` identifies inputs + config; checkpoints made with another one are discarded
-    (with a warning) and training starts again. ``stop_after`` ends this invocation after that many steps with a checkpoint (for
-    preemptible jobs and tests); a later call with ``resume=True`` continues exactly.
+    (with a warning) and training starts again. ``stop_after`` ends this invocation after that many
+    steps with a checkpoint (for preemptible jobs and tests); a later call with ``resume=True``
+    continues exactly.
     """
     cfg.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = Checkpointer(out, keep=cfg.keep_checkpoints)
-    latest = ckpt.latest() if resume else None
+    latest = Checkpointer(out).latest() if resume else None
     if latest is not None and _checkpoint_fingerprint(latest) != fingerprint:
         log.warning(f"{latest} was made with other inputs or config: starting again")
         latest = None
@@ -279,93 +336,24 @@ def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_te
     mcfg = LstmLmConfig(vocab_size=units.vocab_size, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
                         num_layers=cfg.num_layers, dropout=cfg.dropout, tie_weights=cfg.tie_weights,
                         unit=cfg.unit, norm=str(norm))
-    model = LstmLm(mcfg).to(device)
-    per_epoch = math.ceil(len(data) / cfg.batch_size)
-    total = cfg.epochs * per_epoch if cfg.max_steps == 0 else min(cfg.epochs * per_epoch, cfg.max_steps)
-    opt, sched = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, total)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info(f"LSTM LM: {n_params} parameters, {per_epoch} steps per epoch, {total} steps on {device}")
-    if cfg.warmup_steps >= total:
-        log.warning(f"warmup_steps {cfg.warmup_steps} >= {total} training steps: the learning rate never "
+    trainer = _LstmTrainer(cfg, out, LstmLm(mcfg).to(device), data, units, dev, device, fingerprint)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    log.info(f"LSTM LM: {n_params} parameters, {trainer.steps_per_epoch} steps per epoch, {trainer.total} steps "
+             f"on {device}")
+    if cfg.warmup_steps >= trainer.total:
+        log.warning(f"warmup_steps {cfg.warmup_steps} >= {trainer.total} training steps: the learning rate never "
                     f"reaches lr {cfg.lr}; lower warmup_steps")
-
-    step, epoch, batch_idx = 0, 0, 0
-    state: dict = {}
     jlog_path = out / "train_log.jsonl"
-    if latest is not None:
-        state = ckpt.load(latest, model, opt, sched)
-        step, epoch, batch_idx = state["step"], state["epoch"], state["batch"]
-        loop.truncate_log(jlog_path, step)
-        log.info(f"resumed from {latest}: step {step}, epoch {epoch + 1}, batch {batch_idx}")
+    if latest is not None and trainer.resume():
+        trainer.truncate_log(jlog_path)
     jlog = JsonlLog(jlog_path)
-
-    def evaluate(at_step: int, at_epoch: int) -> dict[str, float] | None:
-        if not dev:
-            return None
-        res = dev_perplexity(model, units, dev, device, cfg.dtype)
-        jlog.write(at_step, epoch=at_epoch, **res)
-        log.info(f"step {at_step} epoch {at_epoch}: dev perplexity {res['dev_ppl']:.3f} per unit, "
-                 f"{res['dev_word_ppl']:.3f} per word")
-        return res
-
-    def save(at_step: int) -> None:
-        ckpt.save(at_step, model, opt, sched, {"epoch": epoch, "batch": batch_idx, "eval_step": last_eval_step,
-                                               "loss_sum": loss_sum, "loss_n": loss_n, "fingerprint": fingerprint})
-
-    if latest is None:
-        last_dev, last_eval_step = evaluate(0, 0), 0
-    else:
-        last_dev, last_eval_step = None, state.get("eval_step", -1)
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
-    bar = tqdm(total=total, initial=step, desc="train_clm", unit="step", disable=not show_progress,
-               file=sys.stderr, dynamic_ncols=True)
-    model.train()
-    loss_sum, loss_n = float(state.get("loss_sum", 0.0)), int(state.get("loss_n", 0))  # train-loss window
-    done_here, stopped = 0, False
-    while step < total and epoch < cfg.epochs and not stopped:
-        batches = epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch)
-        while batch_idx < len(batches) and step < total:
-            inputs, targets = collate([data[i] for i in batches[batch_idx]], mcfg.pad_id)
-            inputs, targets = inputs.to(device), targets.to(device)
-            with autocast(device, cfg.dtype):
-                logits = model(inputs)
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                                     targets.reshape(-1), ignore_index=-100)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            step += 1
-            batch_idx += 1
-            done_here += 1
-            loss_sum += loss.item()
-            loss_n += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch + 1)
-            if step % cfg.log_every == 0:
-                jlog.write(step, epoch=epoch + 1, loss=loss_sum / loss_n, lr=sched.get_last_lr()[0])
-                loss_sum, loss_n = 0.0, 0
-            end_of_epoch = batch_idx == len(batches)
-            if end_of_epoch:
-                last_dev, last_eval_step = evaluate(step, epoch + 1), step
-                epoch, batch_idx = epoch + 1, 0
-            stopped = stop_after is not None and done_here >= stop_after and step < total
-            if step % cfg.checkpoint_every == 0 or end_of_epoch or stopped or step == total:
-                save(step)
-            if end_of_epoch or stopped:
-                break
-    bar.close()
-    finished = not stopped
+    try:
+        finished = trainer.fit(jlog, stop_after=stop_after)
+    finally:
+        jlog.close()
+    last = trainer.state.history[-1] if trainer.state.history else {}
+    dev_res = {k: v for k, v in last.items() if k.startswith("dev_")} or None
     if finished:
-        if last_eval_step != step:
-            last_dev = evaluate(step, epoch)
-            save(step)
-        save_lstm(model, units, out / "model")
-        log.info(f"wrote {out / 'model'} after {step} steps ({epoch} epochs)")
-    else:
-        log.info(f"stopped after {done_here} steps at step {step}; resume to continue")
-    jlog.close()
-    return TrainResult(step=step, epoch=epoch, finished=finished, dev=last_dev)
+        save_lstm(trainer.model, units, out / "model")
+        log.info(f"wrote {out / 'model'} after {trainer.step} steps ({trainer.state.epoch - 1} epochs)")
+    return TrainResult(step=trainer.step, epoch=trainer.state.epoch - 1, finished=finished, dev=dev_res)

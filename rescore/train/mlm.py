@@ -71,17 +71,8 @@ from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
-from rescore.train.loop import (
-    Checkpointer,
-    JsonlLog,
-    build_optimizer,
-    fresh_start,
-    remove_path,
-    resume_schedule,
-    seed_everything,
-    truncate_log,
-    warn_changed_config,
-)
+from rescore.train.loop import JsonlLog, build_optimizer, fresh_start, remove_path, seed_everything
+from rescore.train.trainer import LoopState, Trainer
 
 log = get_logger(__name__)
 
@@ -394,26 +385,29 @@ def _save_model(model, tokenizer, dest: Path) -> None:
 
 
 @dataclass
-class _State:
+class _State(LoopState):
     """What a checkpoint carries besides tensors (JSON)."""
 
-    epoch: int = 1  # the epoch in progress (1-based)
-    batch_pos: int = 0  # batches of it already consumed
     loss_sum: float = 0.0  # summed masked-token cross-entropy of the epoch so far
     loss_tokens: int = 0
-    history: list = dataclasses.field(default_factory=list)
-    scaler: dict | None = None
 
 
-class _Trainer:
+class _Trainer(Trainer):
+    desc = "train_mlm"
+    state_cls = _State
+    resume_free = frozenset(_RESUME_FREE)
+    partial_in_checkpoint = False  # model/ is the last weights: the partial evaluation is only logged
+    inputs_desc = "another corpus, held-out text or init model"
+
     def __init__(self, init: str, out: Path, cfg: MlmTrainConfig, train_texts: list[str], dev_texts: list[str],
                  data_digest: str):
         from rescore.models.hf import load_mlm
 
-        self.cfg, self.out, self.init, self.dev_texts, self.data_digest = cfg, out, init, dev_texts, data_digest
         self.device = resolve_device(cfg.device)
         if cfg.dtype == "fp16" and self.device.type != "cuda":
             raise ConfigError("config key 'dtype': fp16 needs a CUDA device; use bf16 or fp32")
+        super().__init__(cfg, out, data_digest)
+        self.init, self.dev_texts = init, dev_texts
         seed_everything(cfg.seed)
         self.model, self.tok, info = load_mlm(init, self.device, allow_untrained_head=True)
         if not info.head_trained:
@@ -438,42 +432,31 @@ class _Trainer:
         self.schedule = cfg.schedule_steps or self.total
         self.opt, self.sched = build_optimizer(self.model, cfg.lr, cfg.weight_decay, cfg.warmup_steps,
                                                self.schedule)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "fp16" else None
-        self.ckpt = Checkpointer(out, keep=cfg.keep_checkpoints)
-        self.step = 0
-        self.state = _State()
-        self.final_partial: dict | None = None
 
-    # ---- resume
-    def resume(self) -> bool:
-        latest = self.ckpt.latest()
-        if latest is None:
-            log.info("--resume true: no checkpoint in %s, starting from %s", self.ckpt.root, self.init)
-            return False
-        saved = json.loads((latest / "state.json").read_text())
-        if saved.get("data") != self.data_digest:
-            raise InputError(latest, None, "checkpoint was trained from another corpus, held-out text or init "
-                             "model; rerun with --resume false")
-        warn_changed_config(saved.get("config", {}), self.cfg, _RESUME_FREE)
-        state = self.ckpt.load(latest, self.model, self.opt, self.sched)
-        resume_schedule(self.opt, self.sched, saved.get("schedule_steps"), self.schedule, state["step"])
-        self.step = int(state["step"])
-        self.state = _State(**state["trainer"])
-        if self.scaler is not None and self.state.scaler:
-            self.scaler.load_state_dict(self.state.scaler)
-        log.info("resumed from %s: step %d, epoch %d (%d batches done)", latest, self.step, self.state.epoch,
-                 self.state.batch_pos)
-        return True
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model
 
-    def save_checkpoint(self) -> None:
-        if self.scaler is not None:
-            self.state.scaler = self.scaler.state_dict()
-        self.ckpt.save(self.step, self.model, self.opt, self.sched, {
-            "trainer": dataclasses.asdict(self.state), "data": self.data_digest,
-            "config": dataclasses.asdict(self.cfg), "schedule_steps": self.schedule})
+    # ---- data: keyed batches, so that the collator knows each batch's masking seed
+    def epoch_batches(self, epoch: int) -> list:
+        batches = epoch_batches(len(self.examples), self.cfg.batch_size, self.cfg.seed, epoch)
+        return [[(epoch, b, i) for i in batch] for b, batch in enumerate(batches)]
+
+    def micro_batches(self, batches: list, start: int):
+        loader = torch.utils.data.DataLoader(
+            _Indexed(self.examples), batch_sampler=batches[start:], collate_fn=self.collator,
+            num_workers=self.cfg.num_workers, generator=torch.Generator().manual_seed(self.cfg.seed))
+        return iter(loader)
 
     # ---- evaluation
-    def evaluate(self, epoch: int, partial: bool, jlog: JsonlLog) -> dict[str, Any]:
+    def before_fit(self, jlog: JsonlLog | None) -> None:
+        if self.step == 0 and self.cfg.eval_at_start and not self.state.history:
+            self.record(self.evaluate(0, False), jlog)
+
+    def new_epoch(self) -> None:
+        self.state.loss_sum, self.state.loss_tokens = 0.0, 0
+
+    def evaluate(self, epoch: int, partial: bool) -> dict[str, Any]:
         rec: dict[str, Any] = {"epoch": epoch, "step": self.step, "partial": partial}
         if self.state.loss_tokens:
             rec["train_loss"] = self.state.loss_sum / self.state.loss_tokens
@@ -481,82 +464,27 @@ class _Trainer:
             rec.update(pseudo_perplexity(self.model, self.tok, self.dev_texts, self.device, self.cfg.dtype))
         log.info("epoch %d%s (step %d): train loss %s, dev PPPL %s", epoch, " (partial)" if partial else "",
                  self.step, _fmt(rec.get("train_loss")), _fmt(rec.get("dev_pppl")))
-        jlog.write(self.step, event="epoch", **{k: v for k, v in rec.items() if k != "step"})
         return rec
 
-    # ---- the loop
-    def train(self, jlog: JsonlLog) -> None:
-        from tqdm import tqdm
-
-        cfg, st = self.cfg, self.state
-        if self.step == 0 and cfg.eval_at_start and not st.history:
-            st.history.append(self.evaluate(0, False, jlog))
-        self.model.train()
-        bar = tqdm(total=self.total, initial=self.step, desc="train_mlm", unit="step", disable=None)
-        saved_at = -1
-        while self.step < self.total:
-            batches = epoch_batches(len(self.examples), cfg.batch_size, cfg.seed, st.epoch)
-            keyed = [[(st.epoch, b, i) for i in batch] for b, batch in enumerate(batches)]
-            loader = torch.utils.data.DataLoader(
-                _Indexed(self.examples), batch_sampler=keyed[st.batch_pos:], collate_fn=self.collator,
-                num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
-            it = iter(loader)
-            while st.batch_pos < len(batches) and self.step < self.total:
-                group = [next(it) for _ in range(min(cfg.grad_accum, len(batches) - st.batch_pos))]
-                lr = self.sched.get_last_lr()[0]
-                loss = self._step(group)
-                st.batch_pos += len(group)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", epoch=st.epoch)
-                if self.step % cfg.log_every == 0:
-                    jlog.write(self.step, epoch=st.epoch, loss=loss, lr=lr)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and st.batch_pos < len(batches):
-                    self.save_checkpoint()
-                    saved_at = self.step
-            del it, loader
-            if st.batch_pos == len(batches):
-                st.history.append(self.evaluate(st.epoch, False, jlog))
-                st.epoch, st.batch_pos, st.loss_sum, st.loss_tokens = st.epoch + 1, 0, 0.0, 0
-                self.save_checkpoint()
-                saved_at = self.step
-            else:  # max_steps reached mid-epoch: checkpoint first (resumable), then a partial evaluation
-                if saved_at != self.step:
-                    self.save_checkpoint()
-                self.final_partial = self.evaluate(st.epoch, True, jlog)
-        bar.close()
-        if self.final_partial is None and st.batch_pos > 0:  # resumed at a final mid-epoch checkpoint
-            self.final_partial = self.evaluate(st.epoch, True, jlog)
-
-    def _step(self, group: list[dict[str, torch.Tensor]]) -> float:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the mean masked-token loss."""
-        cfg = self.cfg
+    # ---- one step
+    def train_step(self, group: list[dict[str, torch.Tensor]]) -> tuple[float, dict[str, float]]:
+        """One optimizer step over ``grad_accum`` micro-batches; the mean masked-token loss."""
         n_masked = sum(int((b["labels"] != -100).sum()) for b in group)
         self.opt.zero_grad(set_to_none=True)
         total = 0.0
         for b in group:
             b = {k: v.to(self.device, non_blocking=True) for k, v in b.items()}
             labels = b.pop("labels")
-            with autocast(self.device, cfg.dtype):
+            with autocast(self.device, self.cfg.dtype):
                 logits = self.model(**b).logits
             sel = labels != -100
             loss_sum = torch.nn.functional.cross_entropy(logits[sel].float(), labels[sel], reduction="sum")
-            loss = loss_sum / max(1, n_masked)
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            self.backward(loss_sum / max(1, n_masked))
             total += float(loss_sum.detach())
-        if self.scaler is not None:
-            self.scaler.unscale_(self.opt)
-        if cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-        if self.scaler is not None:
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            self.opt.step()
-        self.sched.step()
-        self.step += 1
+        self.optimizer_step(self.model.parameters())
         self.state.loss_sum += total
         self.state.loss_tokens += n_masked
-        return total / max(1, n_masked)
+        return total / max(1, n_masked), {}
 
 
 def _fmt(x: float | None) -> str:
@@ -605,17 +533,16 @@ def train_mlm(init: str, text: str | Path, out: str | Path, cfg: MlmTrainConfig,
     data_digest = digest_paths(inputs) + json.dumps([init, str(dev_text) if dev_text else None])
 
     trainer = _Trainer(init, out, cfg, train_texts, dev_texts, data_digest)
-    resumed = trainer.resume() if resume else False
-    if not resumed:
-        if Checkpointer(out).latest() is not None:
+    if resume and trainer.resume():
+        trainer.truncate_log(out / "train_log.jsonl")
+    else:
+        if trainer.ckpt.latest() is not None:
             log.info("starting afresh: removing the previous run's checkpoints and logs in %s", out)
         fresh_start(out)
-    else:
-        truncate_log(out / "train_log.jsonl", trainer.step, partial_after_checkpoint=True)
     save_config(cfg, out / "config.yaml")
     jlog = JsonlLog(out / "train_log.jsonl", out / "tensorboard")
     try:
-        trainer.train(jlog)
+        trainer.fit(jlog)
     finally:
         jlog.close()
 

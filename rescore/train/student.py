@@ -86,17 +86,8 @@ from rescore.exceptions import InputError
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
-from rescore.train.loop import (
-    Checkpointer,
-    JsonlLog,
-    build_optimizer,
-    fresh_start,
-    remove_path,
-    resume_schedule,
-    seed_everything,
-    truncate_log,
-    warn_changed_config,
-)
+from rescore.train.loop import JsonlLog, build_optimizer, fresh_start, remove_path, seed_everything
+from rescore.train.trainer import DistInfo, LoopState, Trainer, all_reduce_sum, barrier, init_distributed
 
 log = get_logger(__name__)
 
@@ -199,57 +190,6 @@ def validate(cfg: StudentTrainConfig) -> None:
 def temperature(cfg: StudentTrainConfig) -> str | float:
     """The MWED temperature argument of :func:`rescore.train.losses.mwed_loss`."""
     return "mad" if cfg.mwed_temperature == "mad" else float(cfg.mwed_temperature_value)
-
-
-# ------------------------------------------------------------------------------------ distributed
-
-
-@dataclass
-class DistInfo:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group described by ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` (if > 1 process)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    import torch.distributed as dist
-
-    owns = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-        owns = True
-    info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
-    if info.rank != 0:  # one copy of the progress messages: rank 0's
-        import logging
-
-        logging.getLogger("rescore").setLevel(logging.WARNING)
-    log.info("distributed training: rank %d of %d (local rank %d, %s)", info.rank, info.world, info.local_rank,
-             dist.get_backend())
-    return info
-
-
-def _barrier(d: DistInfo) -> None:
-    if d.world > 1:
-        torch.distributed.barrier()
-
-
-def _all_reduce_sum(d: DistInfo, values: list[float]) -> list[float]:
-    if d.world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64)
-    torch.distributed.all_reduce(t)
-    return t.tolist()
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -426,26 +366,26 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 @dataclass
-class _State:
+class _State(LoopState):
     """What a checkpoint carries besides tensors (JSON)."""
 
-    epoch: int = 1  # the epoch in progress (1-based)
-    batch_pos: int = 0  # global micro-batches of it already consumed
     beta: float | None = None  # beta at the start of training (tuned or configured)
     loss_sum: float = 0.0  # summed step losses of the epoch so far
     loss_steps: int = 0
-    history: list = dataclasses.field(default_factory=list)
     best: dict | None = None
     bad_epochs: int = 0
-    stopped: bool = False
-    scaler: dict | None = None
 
 
-class _Trainer:
+class _Trainer(Trainer):
+    state_cls = _State
+    resume_free = frozenset(_RESUME_FREE)
+    inputs_desc = "other sets, scores or init model"
+
     def __init__(self, cfg: StudentTrainConfig, out: Path, train: NbestData, dev: NbestData,
                  md_extra: NbestData | None, data_digest: str, dist: DistInfo, device: torch.device):
-        self.cfg, self.out, self.train_data, self.dev, self.data_digest = cfg, out, train, dev, data_digest
-        self.dist, self.device = dist, device
+        super().__init__(cfg, out, data_digest, dist)
+        self.desc = f"train_student {cfg.objective}"
+        self.train_data, self.dev, self.device = train, dev, device
         seed_everything(cfg.seed)
         self.student = load_student(cfg).to(device)
         self.discriminative = cfg.objective in ("mwer", "mwed")
@@ -457,11 +397,8 @@ class _Trainer:
         self.steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
         self.total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * self.steps_per_epoch
         self.schedule = cfg.schedule_steps or self.total
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.dtype == "fp16" else None
-        self.ckpt = Checkpointer(out, keep=cfg.keep_checkpoints)
-        self.step = 0
-        self.state = _State()
         self.model: _Scorer | None = None
+        self._rec0: dict[str, Any] | None = None
         self.ddp: torch.nn.Module | None = None
         self.first_pass_wer = _rate(_rescored(dev.offsets, dev.first_pass, dev.errors), dev.ref_units)
         self.oracle_wer = _rate(int(np.minimum.reduceat(dev.errors, dev.offsets[:-1]).sum()), dev.ref_units)
@@ -537,36 +474,12 @@ class _Trainer:
     def beta(self) -> float:
         return float(self.model.beta.detach()) if self.model is not None else float("nan")
 
-    # ---- resume
-    def resume(self) -> bool:
-        latest = self.ckpt.latest()
-        if latest is None:
-            log.info("--resume true: no checkpoint in %s, starting from %s", self.ckpt.root, self.cfg.init)
-            return False
-        saved = json.loads((latest / "state.json").read_text())
-        if saved.get("data") != self.data_digest:
-            raise InputError(latest, None, "checkpoint was trained from other sets, scores or init model; "
-                             "rerun with --resume false")
-        warn_changed_config(saved.get("config", {}), self.cfg, _RESUME_FREE)
-        self.setup(saved["trainer"]["beta"])
-        state = self.ckpt.load(latest, self.model, self.opt, self.sched)
-        resume_schedule(self.opt, self.sched, saved.get("schedule_steps"), self.schedule, state["step"])
-        self.step = int(state["step"])
-        self.state = _State(**state["trainer"])
-        if self.scaler is not None and self.state.scaler:
-            self.scaler.load_state_dict(self.state.scaler)
-        log.info("resumed from %s: step %d, epoch %d (%d batches done)", latest, self.step, self.state.epoch,
-                 self.state.batch_pos)
-        _barrier(self.dist)  # every rank has read it before rank 0 writes (and prunes) the next
-        return True
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model
 
-    def save_checkpoint(self) -> None:
-        if self.scaler is not None:
-            self.state.scaler = self.scaler.state_dict()
-        if self.dist.main:
-            self.ckpt.save(self.step, self.model, self.opt, self.sched, {
-                "trainer": dataclasses.asdict(self.state), "data": self.data_digest,
-                "config": dataclasses.asdict(self.cfg), "schedule_steps": self.schedule})
+    def before_load(self, saved: dict[str, Any]) -> None:
+        self.setup(saved["trainer"]["beta"])
 
     # ---- evaluation
     def score_dev(self) -> np.ndarray:
@@ -612,13 +525,11 @@ class _Trainer:
         rec["_scores"] = s
         return rec
 
-    def record(self, rec: dict[str, Any], jlog: JsonlLog | None) -> None:
+    def record(self, rec: dict[str, Any], jlog: JsonlLog | None, keep: bool = True) -> None:
         """Append an evaluation to the history; a new best (trained) one is saved as ``model/``."""
         rec.pop("_scores", None)
         st = self.state
-        st.history.append(rec)
-        if jlog is not None:
-            jlog.write(self.step, event="epoch", **{k: v for k, v in rec.items() if k != "step"})
+        super().record(rec, jlog)
         if rec["step"] == 0:
             return
         better = st.best is None or (math.isfinite(rec["dev_wer"]) and not rec["dev_wer"] >= st.best["dev_wer"])
@@ -665,45 +576,22 @@ class _Trainer:
         self._rec0 = rec0
         return False
 
-    def train(self, jlog: JsonlLog | None) -> None:
-        from tqdm import tqdm
-
-        cfg, st = self.cfg, self.state
-        if getattr(self, "_rec0", None) is not None:
+    def before_fit(self, jlog: JsonlLog | None) -> None:
+        if self._rec0 is not None:
             self.record(self._rec0, jlog)
             self._rec0 = None
-        self.ddp.train()
-        bar = tqdm(total=self.total, initial=self.step, desc=f"train_student {cfg.objective}", unit="step",
-                   disable=None if self.dist.main else True)
-        n_items = len(self.utt_hyps) if self.discriminative else len(self.items)
-        while self.step < self.total and not st.stopped:
-            order = epoch_order(n_items, cfg.seed, st.epoch)
-            batches = [order[i:i + self.micro] for i in range(0, n_items, self.micro)]
-            while st.batch_pos < len(batches) and self.step < self.total:
-                group = batches[st.batch_pos:st.batch_pos + cfg.grad_accum]
-                lr = self.sched.get_last_lr()[0]
-                loss, parts = self._step(group)
-                st.batch_pos += len(group)
-                st.loss_sum += loss
-                st.loss_steps += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4g}", epoch=st.epoch)
-                if jlog is not None and self.step % cfg.log_every == 0:
-                    extra = {"beta": self.beta} if self.discriminative else {}
-                    jlog.write(self.step, epoch=st.epoch, loss=loss, lr=lr, **parts, **extra)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and st.batch_pos < len(batches):
-                    self.save_checkpoint()
-            if st.batch_pos == len(batches):
-                rec = self.evaluate(st.epoch, False)
-                st.epoch, st.batch_pos, st.loss_sum, st.loss_steps = st.epoch + 1, 0, 0.0, 0
-                self.record(rec, jlog)
-            else:  # max_steps reached mid-epoch: a partial evaluation, then a resumable checkpoint
-                self.record(self.evaluate(st.epoch, True), jlog)
-            self.save_checkpoint()
-        bar.close()
 
-    def _step(self, group: list[np.ndarray]) -> tuple[float, dict[str, float]]:
-        """One optimiser step over ``grad_accum`` global micro-batches; returns the global step loss."""
+    def new_epoch(self) -> None:
+        self.state.loss_sum, self.state.loss_steps = 0.0, 0
+
+    def epoch_batches(self, epoch: int) -> list:
+        n_items = len(self.utt_hyps) if self.discriminative else len(self.items)
+        order = epoch_order(n_items, self.cfg.seed, epoch)
+        return [order[i:i + self.micro] for i in range(0, n_items, self.micro)]
+
+    def train_step(self, group: list[np.ndarray]) -> tuple[float, dict[str, float]]:
+        """One optimiser step over ``grad_accum`` global micro-batches: the global step loss, and its
+        parts (gradient norm; objective, MD term and beta for MWER/MWED) for the log."""
         cfg, d = self.cfg, self.dist
         if self.discriminative:
             n_units = sum(len(b) for b in group)
@@ -720,25 +608,15 @@ class _Trainer:
                 obj, md = self._micro(shard, b, n_units, n_md)
                 total = obj + cfg.lambda_md * md if self.discriminative else obj
                 # DDP averages gradients over ranks: scale so that the average is the global loss.
-                scaled = total * d.world
-                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                self.backward(total * d.world)
             sums += [float(obj.detach()), float(md.detach()), float(total.detach())]
-        if self.scaler is not None:
-            self.scaler.unscale_(self.opt)
-        grad_norm = float("nan")
-        if cfg.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.student.parameters(), cfg.max_grad_norm))
-        if self.scaler is not None:
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            self.opt.step()
-        self.sched.step()
-        self.step += 1
-        obj_sum, md_sum, total_sum = _all_reduce_sum(d, sums.tolist())
+        grad_norm = self.optimizer_step(self.student.parameters())
+        obj_sum, md_sum, total_sum = all_reduce_sum(d, sums.tolist())
+        self.state.loss_sum += total_sum
+        self.state.loss_steps += 1
         parts = {"grad_norm": grad_norm}
         if self.discriminative:
-            parts.update({cfg.objective: obj_sum, "md": md_sum})
+            parts.update({cfg.objective: obj_sum, "md": md_sum, "beta": self.beta})
         return total_sum, parts
 
     def _micro(self, shard: np.ndarray, full: np.ndarray, n_units: int, n_md: int
@@ -859,7 +737,7 @@ def _run(train_set, train_scores, dev_set, dev_scores, out: Path, cfg: StudentTr
         resolved[f"scoring {s}"] = _scoring_recipe(s)
     fp = fingerprint(inputs, resolved)
     done = not overwrite and is_done(out, fp)
-    _barrier(dist)  # every rank has checked .done before rank 0 clears it
+    barrier(dist)  # every rank has checked .done before rank 0 clears it
     if done:
         log.info("skip: %s is complete and up to date (--overwrite true to recompute)", out)
         return None
@@ -882,20 +760,19 @@ def _run(train_set, train_scores, dev_set, dev_scores, out: Path, cfg: StudentTr
         if trainer.ckpt.latest() is not None:
             log.info("starting afresh: removing the previous run's checkpoints and logs in %s", out)
         fresh_start(out)
-    _barrier(dist)
-    resumed = trainer.start(resume)
+    barrier(dist)
+    if trainer.start(resume):
+        trainer.truncate_log(out / "train_log.jsonl")
     jlog = None
     if dist.main:
-        if resumed:
-            truncate_log(out / "train_log.jsonl", trainer.step)
         save_config(cfg, out / "config.yaml")
         jlog = JsonlLog(out / "train_log.jsonl", out / "tensorboard")
     try:
-        trainer.train(jlog)
+        trainer.fit(jlog)
     finally:
         if jlog is not None:
             jlog.close()
-    _barrier(dist)
+    barrier(dist)
     st = trainer.state
     summary = {
         "objective": cfg.objective, "init": cfg.init, "final_step": trainer.step,
@@ -925,5 +802,5 @@ def _run(train_set, train_scores, dev_set, dev_scores, out: Path, cfg: StudentTr
         log.info("wrote %s/model: best dev %s %.2f%% (weight %.4g) at epoch %s, step %s; first pass %.2f%%, "
                  "oracle %.2f%%", out, dev.metric, summary["best_dev_wer"], summary["best_weight"],
                  summary["best_epoch"], summary["best_step"], trainer.first_pass_wer, trainer.oracle_wer)
-    _barrier(dist)
+    barrier(dist)
     return summary
