@@ -39,6 +39,7 @@ setup(
         "ja": ["fugashi", "unidic-lite"],  # tokenizers of Japanese BERTs (cl-tohoku etc.)
         "tensorboard": ["tensorboard"],
         "parquet": ["pyarrow>=12"],
+        "onnx": ["onnx>=1.17", "onnxruntime>=1.20", "onnxscript>=0.3"],  # the student on ONNX Runtime
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

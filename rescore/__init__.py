@@ -4,6 +4,9 @@
 registers the student (:class:`rescore.models.RescoreBert`, model type ``rescore_bert``) with
 transformers' ``AutoConfig``/``AutoModel`` once transformers is imported, so that
 ``AutoModel.from_pretrained(student_dir)`` works in any program that imported ``rescore``.
+
+``rescore.Rescorer`` (:class:`rescore.rescoring.bundle.Rescorer`, imported on first use) applies a
+rescorer bundle written by ``python -m rescore.bin.export_rescorer``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,15 @@ import importlib.abc
 import sys
 
 __version__ = "0.1.0"
+__all__ = ["Rescorer", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Rescorer":  # imported on first use: ``import rescore`` stays light
+        from rescore.rescoring.bundle import Rescorer
+
+        return Rescorer
+    raise AttributeError(f"module 'rescore' has no attribute {name!r}")
 
 
 def _register_student() -> None:

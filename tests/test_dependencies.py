@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
 DIST = {"yaml": "pyyaml"}
 # optional imports, each declared as an extra (or, for tensorboard, reached through torch)
-OPTIONAL = {"pyarrow": "parquet", "tensorboard": "tensorboard", "fugashi": "ja"}
+OPTIONAL = {"pyarrow": "parquet", "tensorboard": "tensorboard", "fugashi": "ja", "onnx": "onnx",
+            "onnxruntime": "onnx", "onnxscript": "onnx"}
 
 
 def imported_distributions() -> dict[str, set[str]]:

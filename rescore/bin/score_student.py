@@ -1,7 +1,8 @@
 """Student scores: every hypothesis of a set scored by a RescoreBERT student in one forward pass.
 
     python -m rescore.bin.score_student --model DIR [--batch_tokens N] [--device cpu|cuda|auto]
-        [--dtype fp32|bf16|fp16] [--num_threads N] [--norm FLAGS] [--overwrite true|false] SETDIR OUTDIR
+        [--dtype fp32|bf16|fp16] [--backend torch|onnx] [--quantize none|int8] [--num_threads N]
+        [--norm FLAGS] [--overwrite true|false] SETDIR OUTDIR
 
 Writes ``OUTDIR/student``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis
 of ``SETDIR/nbest/text``, in the key order of the set, higher is better (the convention of ``pll``).
@@ -13,6 +14,12 @@ counted warning (see :mod:`rescore.models.student`). Then ``OUTDIR/run.yaml`` (r
 resolved options, versions) and last ``OUTDIR/.done``, holding the fingerprint of
 ``SETDIR/nbest/text``, the model (directory contents when local, else the hub id) and the options:
 a re-run with the same fingerprint logs ``skip``, anything changed is recomputed.
+
+``--backend onnx`` exports the student to ``OUTDIR/onnx/student.onnx`` and runs it with ONNX
+Runtime on CPU (the ``onnx`` extra); ``--quantize int8`` quantizes that graph dynamically
+(``OUTDIR/onnx/student.int8.onnx``) and scores with it. Tokenisation and batching are the same as
+with ``--backend torch``; fp32 ONNX scores equal PyTorch's to about 1e-5, int8 ones move by a
+fraction of a nat (bench/RESULTS.md measures speed and the effect on WER).
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ def get_parser():
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch (default) or onnx: ONNX Runtime on CPU (pip install 'rescore[onnx]')")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                   help="int8: dynamic int8 quantization of the ONNX graph (needs --backend onnx)")
     p.add_argument("--num_threads", type=int, default=0, help="CPU threads (default: all available)")
     p.add_argument("--norm", type=norm_arg, default="none",
                    help="normalisation of the text the model reads (default none)")
@@ -48,7 +59,10 @@ def get_parser():
 
 def options(args) -> dict:
     """The options that determine the output (the fingerprint's config part)."""
-    return {"model": args.model, "dtype": args.dtype, "batch_tokens": args.batch_tokens, "norm": args.norm}
+    opts = {"model": args.model, "dtype": args.dtype, "batch_tokens": args.batch_tokens, "norm": args.norm}
+    if args.backend != "torch":  # absent for torch: the fingerprints of earlier runs stay valid
+        opts.update(backend=args.backend, quantize=args.quantize)
+    return opts
 
 
 def body(args) -> int:
@@ -60,6 +74,10 @@ def body(args) -> int:
     setdir, outdir = Path(args.setdir), Path(args.outdir)
     if args.batch_tokens < 1:
         raise InputError(None, None, f"--batch_tokens must be positive, got {args.batch_tokens}")
+    if args.quantize != "none" and args.backend != "onnx":
+        raise InputError(None, None, f"--quantize {args.quantize} needs --backend onnx")
+    if args.backend == "onnx" and args.dtype != "fp32":
+        raise InputError(None, None, "--backend onnx runs fp32 (or int8 with --quantize int8): use --dtype fp32")
     cfg = options(args)
     fp = begin_set_step(setdir, outdir, args.model, cfg, args.overwrite)
     if fp is None:
@@ -81,10 +99,22 @@ def body(args) -> int:
     log.info(f"student: {setdir} -> {outdir}: {nbs.num_utts} utterances, {nbs.num_hyps} hypotheses, model "
              f"{args.model} ({type(model.encoder).__name__}, {c.num_hidden_layers} layers x {c.hidden_size}, "
              f"max length {model.max_length}), device {device}, {args.dtype}")
+    runner = None
+    if args.backend == "onnx":
+        from rescore.models.onnx_student import OnnxRunner, export_onnx, quantize_int8
+
+        try:
+            graph = export_onnx(model.cpu(), outdir / "onnx" / "student.onnx")
+            if args.quantize == "int8":
+                graph = quantize_int8(graph, outdir / "onnx" / "student.int8.onnx")
+            runner = OnnxRunner(graph, num_threads=args.num_threads)
+        except ImportError as e:
+            raise InputError(None, None, str(e)) from None
+        log.info(f"backend: ONNX Runtime, {graph}")
     norm = Normalizer.parse(args.norm)
     texts = [norm.text(t) for t in nbs.texts] if norm.flags else list(nbs.texts)
     scores = model.score(texts, batch_tokens=args.batch_tokens, device=device, dtype=args.dtype,
-                         progress=True)
+                         progress=True, runner=runner)
     if len(scores) != nbs.num_hyps:  # counts in = counts out
         raise RuntimeError(f"scored {len(scores)} hypotheses of {nbs.num_hyps}")
     st = model.stats

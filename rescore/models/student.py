@@ -48,6 +48,7 @@ encoder directory or a hub id instead, it behaves like ``from_encoder``. Student
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -342,18 +343,20 @@ class RescoreBert(PreTrainedModel):
     @torch.inference_mode()
     def score(self, texts: list[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
               device: str | torch.device | None = None, dtype: str = "fp32", dedup: bool = True,
-              progress: bool = False) -> np.ndarray:
+              progress: bool = False, runner=None) -> np.ndarray:
         """Scores (float64, higher is better) of ``texts``, in the order given.
 
         Identical texts are scored once (``dedup``); batches hold texts sorted by length, at most
         ``batch_tokens`` padded tokens each; ``dtype`` bf16/fp16 runs under autocast. ``device``
-        None: where the model is (given: the model is moved there).
+        None: where the model is (given: the model is moved there). ``runner``: another forward
+        pass, ``runner(input_ids, attention_mask) -> scores`` on numpy arrays (e.g.
+        :class:`rescore.models.onnx_student.OnnxRunner`); ``device`` and ``dtype`` do not apply.
         """
         if batch_tokens < 1:
             raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
         t0 = time.perf_counter()
         dev = torch.device(device) if device is not None else next(self.parameters()).device
-        if next(self.parameters()).device != dev:
+        if runner is None and next(self.parameters()).device != dev:
             self.to(dev)
         texts = list(texts)
         if dedup:
@@ -375,10 +378,13 @@ class RescoreBert(PreTrainedModel):
         self.eval()
         padded = 0
         try:
-            with autocast(dev, dtype):
+            with autocast(dev, dtype) if runner is None else contextlib.nullcontext():
                 for idx in it:
                     batch = self._pad([rows[i] for i in idx.tolist()])
                     padded += batch["input_ids"].numel()
+                    if runner is not None:
+                        out[idx] = runner(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+                        continue
                     s = self(**{k: v.to(dev, non_blocking=True) for k, v in batch.items()})
                     out[idx] = s.float().cpu().numpy()
         finally:
