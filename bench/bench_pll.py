@@ -3,9 +3,9 @@
     python bench/bench_pll.py [--n 1000] [--model random-small|random-base|minilm|DIR]
         [--device cpu|cuda|auto] [--dtype fp32|bf16|fp16] [--batch_tokens N] [--threads N]
 
-Data: ``/work/shared/bench/anchor_tokens.json`` (3,000 BERT token-id lists incl. [CLS]/[SEP],
-mean 20.4 tokens), scored as ids (``PllScorer.score_ids``), the special tokens stripped and
-re-added by the scorer. ``--n`` takes a seeded random subsample. Models: ``random-small`` is a
+Data: ``bench/data/anchor_sentences.txt`` (3,000 sentences of public-domain books, see
+bench/data/README.md), tokenised with the uncased WordPiece vocabulary of the MiniLM-L6 encoder
+(mean 21 content tokens), scored as ids (``PllScorer.score_ids``; the scorer adds [CLS]/[SEP]). ``--n`` takes a seeded random subsample. Models: ``random-small`` is a
 random 6-layer 384-wide BERT with the 30,522-token uncased vocabulary (the MiniLM-L6 shape, the
 CPU target), ``random-base`` a random 12-layer 768-wide BERT (the GPU target), ``minilm`` the
 MiniLM-L6 encoder with its head tied to the embeddings; random weights give the same timing and
@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rescore.models.pll import DEFAULT_BATCH_TOKENS, PllScorer, reference_pll_ids, special_layout  # noqa: E402
 from rescore.runtime import resolve_device, set_threads  # noqa: E402
 
-DATA = "/work/shared/bench/anchor_tokens.json"
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "anchor_sentences.txt")
 SIZES = {"random-small": (6, 384, 12, 1536), "random-base": (12, 768, 12, 3072)}
 FIRST_WORDPIECE, LAST_WORDPIECE = 1996, 29611  # ordinary tokens of the uncased BERT vocabulary
 
@@ -66,21 +66,27 @@ def load(name: str, device: torch.device):
     return model, tok
 
 
-def anchor_hypotheses(n: int, seed: int = 0) -> tuple[list[list[int]], list[list[int]], bool, set[int]]:
-    """A seeded subsample of ``DATA``: (content ids as stored, ids to score, degenerate, content id set).
-
-    Content ids exclude [CLS]/[SEP] (scorers add the tokenizer's own). When the file is degenerate
-    (only ids < 1996, i.e. [unused]/[UNK]: the sentences' words did not survive tokenisation), the
-    lengths are kept and the words redrawn at random (same compute per hypothesis).
-    """
-    with open(DATA) as f:
-        data = json.load(f)
+def anchor_sentences(n: int, seed: int = 0) -> list[str]:
+    """A seeded subsample of ``n`` of the anchor sentences, in file order."""
+    with open(DATA, encoding="utf-8") as f:
+        sentences = [ln.strip() for ln in f if ln.strip()]
     rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(data), size=min(n, len(data)), replace=False))
-    raw = [data[i][1:-1] for i in pick]
+    pick = np.sort(rng.choice(len(sentences), size=min(n, len(sentences)), replace=False))
+    return [sentences[i] for i in pick]
+
+
+def anchor_hypotheses(n: int, seed: int = 0) -> tuple[list[list[int]], list[list[int]], bool, set[int]]:
+    """A seeded subsample of the anchor sentences as WordPiece ids without [CLS]/[SEP]:
+    (ids, ids to score, degenerate, content id set). The ids are scored as they are (a degenerate
+    tokenisation, only [unused]/[UNK] ids, would redraw the words at random, same lengths)."""
+    from rescore.models.hf import load_tokenizer
+
+    tok = load_tokenizer(minilm_dir())
+    raw = [list(x) for x in tok(anchor_sentences(n, seed), add_special_tokens=False)["input_ids"]]
     content_ids = {t for x in raw for t in x}
     degenerate = max(content_ids) < FIRST_WORDPIECE
     if degenerate:
+        rng = np.random.default_rng(seed)
         words = [rng.integers(FIRST_WORDPIECE, LAST_WORDPIECE + 1, len(x)).tolist() for x in raw]
     else:
         words = raw

@@ -11,9 +11,8 @@ Models: ``random-small`` is a random 6-layer 384-wide BERT (the MiniLM-L6 shape,
 ``random-base`` a random 12-layer 768-wide BERT (the GPU target), ``minilm`` the MiniLM-L6
 encoder (PLL with its head tied to the embeddings); random weights give the same timing.
 
-Data: the token-count distribution of ``/work/shared/bench/anchor_tokens.json`` via
-``bench_pll.anchor_hypotheses`` (its content ids are broken, so words are redrawn; lengths kept).
-Each drawn id is mapped to a whole-word vocabulary entry, so a hypothesis of n tokens is a text of
+Data: the token-count distribution of ``bench/data/anchor_sentences.txt`` (WordPiece ids via
+``bench_pll.anchor_hypotheses``), with every token redrawn as a whole-word vocabulary entry. Each drawn id is mapped to a whole-word vocabulary entry, so a hypothesis of n tokens is a text of
 n words that tokenises back to exactly n tokens (checked). Lengths below include [CLS]/[SEP].
 
 Printed: hypotheses/s of each side and their ratio, per length bucket (<=10, 11-20, 21-40, >40

@@ -178,6 +178,7 @@ class Rescorer:
         self.units_norm = Normalizer.parse(spec["units"]["normalization"])
         self.metric = spec["units"]["metric"]
         self.batch_tokens = batch_tokens
+        self.backend_name = "torch" if runner is None else f"onnx ({runner.path.name})"
 
     @classmethod
     def from_pretrained(cls, bundle: str | os.PathLike, backend: str = "torch", quantize: str = "none",
@@ -280,4 +281,4 @@ class Rescorer:
         w = self.weights
         return json.dumps({"stream": self.label, "beta": w.streams[self.label], "wip": w.wip, "acwt": w.acwt,
                            "norm": str(self.norm), "metric": self.metric,
-                           "backend": "torch" if self.runner is None else str(self.runner.path.name)})
+                           "backend": self.backend_name})

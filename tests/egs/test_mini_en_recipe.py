@@ -8,7 +8,9 @@ What CI checks, in order, on one run (module fixture; ~6 minutes on 2 cores):
 3. a resume from the middle: the MWER student is removed and ``--stage 5`` retrains it, rescores
    with it and rewrites the table, while the MD student, the teacher scores and the other
    systems' rescoring are left untouched;
-4. ``local/data.sh --regenerate true --limit N`` rebuilds the first utterances of every set with
+4. a rescorer bundle of the MWER student (``export_rescorer``) makes the rescore step's decisions
+   on every test utterance, loaded from a copy of the bundle alone (torch and ONNX Runtime);
+5. ``local/data.sh --regenerate true --limit N`` rebuilds the first utterances of every set with
    flite, sox and pocketsphinx and gets the committed files back, byte for byte.
 
 Marked ``recipe``: ``utils/run_tests.sh`` runs it after the unit tests (``RESCORE_RECIPE_TEST=0``
@@ -121,6 +123,38 @@ def test_results_rows_are_finite(work: Path):
         assert math.isfinite(float(r[3])), r
     data = json.loads((work / "exp" / "results.json").read_text())
     assert data
+
+
+def test_bundle_decides_as_rescore_on_test(work: Path, tmp_path: Path):
+    """export_rescorer on the MWER student and its dev-tuned weights; rescore.Rescorer, loaded from a
+    copy of the bundle alone, gives every test utterance the new order of the rescore step."""
+    import rescore
+    from rescore.bin import export_rescorer
+    from rescore.data.nbest import load_set, split_nbest_key
+
+    exp = work / "exp"
+    onnx = "true" if _has("onnxruntime") and _has("onnxscript") else "false"
+    assert export_rescorer.main(["--student", str(exp / "student_mwer" / "model"), "--weights",
+                                 str(exp / "rescore" / "mwer" / "weights.yaml"), "--out", str(tmp_path / "b"),
+                                 "--onnx", onnx]) == 0
+    shutil.copytree(tmp_path / "b", tmp_path / "moved" / "bundle")
+    shutil.rmtree(tmp_path / "b")
+    want: dict[str, list[str]] = {}
+    for line in (exp / "rescore" / "mwer" / "test" / "nbest" / "text").read_text().splitlines():
+        key, _, text = line.partition(" ")
+        want.setdefault(split_nbest_key(key)[0], []).append(text)
+    nbs = load_set(work / "data" / "test")
+    lists = [(nbs.hyps(u), nbs.streams["score"][nbs.offsets[u]:nbs.offsets[u + 1]]) for u in range(nbs.num_utts)]
+    for backend in ("torch", "onnx") if onnx == "true" else ("torch",):
+        r = rescore.Rescorer.from_pretrained(tmp_path / "moved" / "bundle", backend=backend)
+        got = r.rescore_many(lists)
+        assert [g.hyps for g in got] == [want[u] for u in nbs.utt_ids], backend
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def test_rerun_skips_every_stage(work: Path):
