@@ -39,7 +39,8 @@ from rescore.models.pll import DEFAULT_BATCH_TOKENS, PllScorer, reference_pll_id
 from rescore.runtime import resolve_device, set_threads  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "anchor_sentences.txt")
-SIZES = {"random-small": (6, 384, 12, 1536), "random-base": (12, 768, 12, 3072)}
+SIZES = {"random-small": (6, 384, 12, 1536), "random-base": (12, 768, 12, 3072), "random-narrow": (3, 64, 2, 256)}
+NARROW_VOCAB = 600  # random-narrow: a WordPiece vocabulary of this size trained on the anchor sentences
 FIRST_WORDPIECE, LAST_WORDPIECE = 1996, 29611  # ordinary tokens of the uncased BERT vocabulary
 
 
@@ -57,13 +58,34 @@ def load(name: str, device: torch.device):
         from transformers import BertConfig, BertForMaskedLM
 
         layers, hidden, heads, ffn = SIZES[name]
+        tok = narrow_tokenizer() if name == "random-narrow" else load_tokenizer(minilm_dir())
         torch.manual_seed(0)
-        cfg = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                          intermediate_size=ffn, max_position_embeddings=512)
         model = BertForMaskedLM._from_config(cfg, attn_implementation="sdpa").eval().to(device)
-        return model, load_tokenizer(minilm_dir())
+        return model, tok
     model, tok, _ = load_mlm(minilm_dir() if name == "minilm" else name, device, allow_untrained_head=True)
     return model, tok
+
+
+def narrow_tokenizer():
+    """A BERT-style WordPiece tokenizer with a ``NARROW_VOCAB``-entry vocabulary, trained on the anchor
+    sentences (small vocabularies make many short hypotheses long in tokens, as in the issue's case)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    t = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    t.normalizer = normalizers.BertNormalizer(lowercase=True)
+    t.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    t.train_from_iterator(anchor_sentences(3000), trainers.WordPieceTrainer(vocab_size=NARROW_VOCAB,
+                                                                            special_tokens=specials))
+    cls, sep = t.token_to_id("[CLS]"), t.token_to_id("[SEP]")
+    t.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                     special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    t.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=t, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
 
 
 def anchor_sentences(n: int, seed: int = 0) -> list[str]:
@@ -137,9 +159,15 @@ def main() -> None:
     p.add_argument("--ref_n", type=int, default=0, help="reference on the first N only (0: all n; GPU runs)")
     p.add_argument("--skip_long", action="store_true", help="skip the 512-token memory check")
     p.add_argument("--child_long", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--peer", choices=["minicons"], default=None,
+                   help="compare with a peer's PLL (minicons' MaskedLMScorer) on the same sentences instead")
+    p.add_argument("--peer_batch", type=int, default=16, help="sentences per minicons call (default 16)")
     args = p.parse_args()
     device = resolve_device(args.device)
     threads = set_threads(args.threads or None) if device.type == "cpu" else None
+    if args.peer:
+        peer_minicons(args, device, threads)
+        return
     if args.child_long:
         print(json.dumps(long_hypothesis(args, device)))
         return
@@ -217,6 +245,49 @@ def main() -> None:
            f"VmHWM {res['vmhwm_mb']:.0f} MB (process before scoring: {res['rss_before_mb']:.0f} MB)")
     print(f"512-token hypothesis at default batch_tokens {DEFAULT_BATCH_TOKENS}: {res['seconds']:.2f} s, "
           f"{res['batches']} batches, peak {mem}; PLL {res['pll']:.1f}")
+
+
+def peer_minicons(args, device, threads) -> None:
+    """The toolkit's PLL against minicons' ``MaskedLMScorer`` (PLL_metric original, summed over the
+    tokens) on the same sentences, model, device and threads: hyps/s, the ratio, max abs difference."""
+    try:
+        from minicons import scorer
+    except ImportError:
+        print("minicons is not installed (pip install minicons): peer comparison skipped")
+        return
+    model, tok = load(args.model, device)
+    texts = anchor_sentences(args.n)
+    cfg = model.config
+    cpu = platform.processor() or platform.machine()
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {cpu}, {threads} threads"
+    n_tok = [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]]
+    print(f"device: {card}; torch {torch.__version__}; model {args.model}: {cfg.num_hidden_layers} layers x "
+          f"{cfg.hidden_size}, vocab {cfg.vocab_size}; {len(texts)} sentences, mean {np.mean(n_tok):.1f} tokens; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    ours = PllScorer(model, tok, device=device, dtype=args.dtype, batch_tokens=args.batch_tokens, dedup=False)
+    ours.score(texts[:20])
+    sync(device)
+    t0 = time.perf_counter()
+    a = np.asarray(ours.score(texts), dtype=np.float64)
+    sync(device)
+    t_ours = time.perf_counter() - t0
+    mc = scorer.MaskedLMScorer(model, device=str(device), tokenizer=tok)
+    mc.sequence_score(texts[:4], reduction=lambda x: x.sum(0).item())
+    sync(device)
+    t0 = time.perf_counter()
+    b = []
+    for i in range(0, len(texts), args.peer_batch):
+        b += mc.sequence_score(texts[i:i + args.peer_batch], reduction=lambda x: x.sum(0).item())
+    sync(device)
+    t_mc = time.perf_counter() - t0
+    b = np.asarray(b, dtype=np.float64)
+    diff = float(np.max(np.abs(a - b)))
+    print(f"toolkit PllScorer.score ({args.dtype}, batch_tokens {args.batch_tokens}, dedup off): "
+          f"{len(texts) / t_ours:.1f} hyps/s ({ours.stats.batches} batches)")
+    print(f"minicons MaskedLMScorer.sequence_score (batches of {args.peer_batch} sentences): "
+          f"{len(texts) / t_mc:.1f} hyps/s")
+    print(f"ratio toolkit / minicons: {t_mc / t_ours:.2f}x; max abs PLL difference {diff:.2e} "
+          f"({'<= 1e-3: equal' if diff <= 1e-3 else '> 1e-3: NOT EQUAL'})")
 
 
 if __name__ == "__main__":
