@@ -111,7 +111,8 @@ def latencies(r, lists: list[tuple]) -> np.ndarray:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", default=None, help="a rescorer bundle (accuracy is measured with it)")
-    p.add_argument("--set", default=str(REPO / "egs" / "mini_en" / "data" / "test"))
+    p.add_argument("--set", default=str(REPO / "egs" / "mini_en" / "data" / "test"),
+                   help="n-best lists (default: the mini_en test set, made by its run.sh --stop_stage 0)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lists", type=int, default=200, help="n-best lists timed one by one")
     p.add_argument("--min_seconds", type=float, default=3.0)

@@ -3,6 +3,11 @@
     python bench/bench_pll.py [--n 1000] [--model random-small|random-base|minilm|DIR]
         [--device cpu|cuda|auto] [--dtype fp32|bf16|fp16] [--batch_tokens N] [--threads N]
 
+Models also: ``random-large`` (24 layers x 1024, the GPU stretch shape), ``random-narrow`` (3 layers x
+64 with a 600-entry WordPiece vocabulary trained on the anchor sentences). ``--peer minicons``
+compares with minicons' ``MaskedLMScorer`` on the same sentences instead (skipped with a message
+when minicons is not installed); ``--json`` writes the main figures.
+
 Data: ``bench/data/anchor_sentences.txt`` (3,000 sentences of public-domain books, see
 bench/data/README.md), tokenised with the uncased WordPiece vocabulary of the MiniLM-L6 encoder
 (mean 21 content tokens), scored as ids (``PllScorer.score_ids``; the scorer adds [CLS]/[SEP]). ``--n`` takes a seeded random subsample. Models: ``random-small`` is a
@@ -39,7 +44,8 @@ from rescore.models.pll import DEFAULT_BATCH_TOKENS, PllScorer, reference_pll_id
 from rescore.runtime import resolve_device, set_threads  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "anchor_sentences.txt")
-SIZES = {"random-small": (6, 384, 12, 1536), "random-base": (12, 768, 12, 3072), "random-narrow": (3, 64, 2, 256)}
+SIZES = {"random-small": (6, 384, 12, 1536), "random-base": (12, 768, 12, 3072), "random-large": (24, 1024, 16, 4096),
+         "random-narrow": (3, 64, 2, 256)}
 NARROW_VOCAB = 600  # random-narrow: a WordPiece vocabulary of this size trained on the anchor sentences
 FIRST_WORDPIECE, LAST_WORDPIECE = 1996, 29611  # ordinary tokens of the uncased BERT vocabulary
 
@@ -159,6 +165,7 @@ def main() -> None:
     p.add_argument("--ref_n", type=int, default=0, help="reference on the first N only (0: all n; GPU runs)")
     p.add_argument("--skip_long", action="store_true", help="skip the 512-token memory check")
     p.add_argument("--child_long", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--json", default=None, help="also write the main figures to this JSON file")
     p.add_argument("--peer", choices=["minicons"], default=None,
                    help="compare with a peer's PLL (minicons' MaskedLMScorer) on the same sentences instead")
     p.add_argument("--peer_batch", type=int, default=16, help="sentences per minicons call (default 16)")
@@ -231,6 +238,11 @@ def main() -> None:
         print(f"toolkit {args.dtype}, dedup off: {len(words)} hyps in {t_main:.2f} s = {rate_main:.1f} hyps/s: "
               f"{rate_main / ref_rate:.2f}x reference (max abs diff vs fp32 {d:.3f}, median relative {rel:.1e})")
 
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "device": card, "dtype": args.dtype, "hyps_per_s": rate_main,
+                       "hyps_per_s_fp32": rate32, "reference_hyps_per_s": ref_rate, "max_abs_diff_fp32": diff,
+                       "n": len(words)}, f, indent=1)
     # dedup gain on the data as given (its own duplicate rate)
     _, t_dd, st = toolkit(args.dtype, True, raw)
     print(f"dedup on, data as given (duplicate rate {100 * dup_rate:.1f}%, {st.unique} unique of {st.texts}): "
@@ -271,6 +283,10 @@ def peer_minicons(args, device, threads) -> None:
     a = np.asarray(ours.score(texts), dtype=np.float64)
     sync(device)
     t_ours = time.perf_counter() - t0
+    try:
+        tok.batch_encode_plus
+    except AttributeError:  # minicons (0.3.x) calls it; transformers 5 removed it: the same call
+        tok.batch_encode_plus = tok.__call__
     mc = scorer.MaskedLMScorer(model, device=str(device), tokenizer=tok)
     mc.sequence_score(texts[:4], reduction=lambda x: x.sum(0).item())
     sync(device)

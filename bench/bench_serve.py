@@ -97,7 +97,8 @@ def bodies_of(setdir: str) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", required=True)
-    p.add_argument("--set", default=str(REPO / "egs" / "mini_en" / "data" / "test"))
+    p.add_argument("--set", default=str(REPO / "egs" / "mini_en" / "data" / "test"),
+                   help="n-best lists (default: the mini_en test set, made by its run.sh --stop_stage 0)")
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     p.add_argument("--backend", default="torch")
@@ -120,7 +121,7 @@ def main() -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
     bodies = bodies_of(args.set)
-    expected = [res.as_dict() for res in r.rescore_many([(b["hyps"], b["scores"]) for b in bodies])]
+    expected = [r.rescore(b["hyps"], b["scores"]).as_dict() for b in bodies]  # each list alone
     load = os.getloadavg()[0]
     print(f"service {url}: bundle {args.bundle}, {r.describe()}; {len(bodies)} n-best lists of {args.set}; "
           f"load average {load:.2f}")

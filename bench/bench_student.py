@@ -25,6 +25,7 @@ on CPU; on an H100/H200-class card the 12-layer 768-wide student in bf16 should 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -89,6 +90,7 @@ def main() -> None:
     p.add_argument("--pll_batch_tokens", type=int, default=4096, help="teacher: tokens per batch")
     p.add_argument("--min_seconds", type=float, default=2.0, help="student: time repeated passes for this long")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    p.add_argument("--json", default=None, help="also write the overall figures to this JSON file")
     args = p.parse_args()
     device = resolve_device(args.device)
     threads = set_threads(args.threads or None) if device.type == "cpu" else None
@@ -133,6 +135,10 @@ def main() -> None:
     overall = rows[-1]
     ok = "PASS" if overall[5] >= 10 else "FAIL"
     print(f"overall at mean {overall[2]:.1f} tokens: student {overall[5]:.1f}x PLL (target >= 10x: {ok})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "device": card, "dtype": args.dtype, "student_hyps_per_s": overall[3],
+                       "pll_hyps_per_s": overall[4], "ratio": overall[5]}, f, indent=1)
     if device.type == "cuda":
         ok = "PASS" if overall[3] >= 25000 else "FAIL"
         print(f"student throughput {overall[3]:.0f} hyps/s (target >= 25,000 for 12x768 bf16: {ok})")

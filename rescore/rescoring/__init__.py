@@ -5,7 +5,9 @@ The package: :mod:`~rescore.rescoring.weights` (stream specs, what to tune, ``we
 :mod:`~rescore.rescoring.dev_tuning` (tuning on dev, the dev profiles and their plots),
 :mod:`~rescore.rescoring.job` (the run's options, validated into a job before any work),
 :mod:`~rescore.rescoring.output` (one rescored set's outputs, Kaldi-style scoring files,
-``summary.json``, the ``RESULTS.md`` table) and :mod:`~rescore.rescoring.step` (the whole step).
+``summary.json``, the ``RESULTS.md`` table), :mod:`~rescore.rescoring.step` (the whole step),
+:mod:`~rescore.rescoring.bundle` (rescorer bundles and :class:`Rescorer`, the step's decisions for
+n-best lists in memory) and :mod:`~rescore.rescoring.service` (a bundle served over HTTP).
 It may import the foundation modules, :mod:`rescore.data` and :mod:`rescore.scoring` (and
 :mod:`rescore.models`, which it does not need). Its public names are re-exported here (``__all__``).
 
