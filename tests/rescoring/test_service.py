@@ -211,3 +211,32 @@ def test_bounded_load_test_with_a_real_bundle(serve, tmp_path):
         res = load_test(f"http://127.0.0.1:{port}", bodies, c, 40)
         assert res["errors"] == 0 and res["lost"] == 0 and res["answered"] == 40, res
         assert all(res["answers"][i]["hyps"] == expected[i % len(bodies)] for i in res["answers"])
+
+
+def raw_http(port, data: bytes) -> tuple[int, dict]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, body = buf.partition(b"\r\n\r\n")
+        length = int(next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")))
+        while len(body) < length:
+            body += s.recv(65536)
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_missing_or_bad_content_length_and_a_request_that_waits_too_long(serve):
+    port = serve(FakeRescorer())
+    status, out = raw_http(port, b"POST /rescore HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 411 and "Content-Length" in out["error"]
+    status, out = raw_http(port, b"POST /rescore HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\nConnection: close\r\n\r\n")
+    assert status == 400 and "bad Content-Length" in out["error"]
+    fake = FakeRescorer()
+    port = serve(fake, timeout_s=0.3)
+    fake.gate.clear()
+    status, out = request(port, "POST", "/rescore", ONE)
+    fake.gate.set()
+    assert status == 503 and "no answer within" in out["error"]
