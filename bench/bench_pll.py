@@ -284,7 +284,7 @@ def peer_minicons(args, device, threads) -> None:
     sync(device)
     t_ours = time.perf_counter() - t0
     try:
-        tok.batch_encode_plus
+        getattr(tok, "batch_encode_plus")  # noqa: B009  (transformers' __getattr__ raises for it)
     except AttributeError:  # minicons (0.3.x) calls it; transformers 5 removed it: the same call
         tok.batch_encode_plus = tok.__call__
     mc = scorer.MaskedLMScorer(model, device=str(device), tokenizer=tok)
