@@ -235,9 +235,14 @@ class Rescorer:
         ``graph_cost`` instead)."""
         return self.rescore_many([(hyps, first_pass_scores, ac_cost, graph_cost)])[0]
 
-    def rescore_many(self, lists: list[tuple]) -> list[Rescored]:
+    def rescore_many(self, lists: list[tuple], student_scores: list | None = None) -> list[Rescored]:
         """Several n-best lists, ``(hyps, first_pass_scores[, ac_cost, graph_cost])`` each, scored by
-        the student together (one batched pass)."""
+        the student together (one batched pass). ``student_scores``: the student's scores of each
+        list, computed elsewhere (e.g. by an inference server running ``student.onnx``), instead.
+
+        Student scores in fp32 move by ~1e-6 with the composition of their batch (padding, matrix
+        shapes); the decisions equal those of the ``rescore`` step except where two totals are that
+        close, which a large student weight can make happen."""
         kaldi = self.weights.acwt is not None
         b = NbestBuilder(["score", "ac_cost", "graph_cost"] if kaldi else ["score"])
         for u, item in enumerate(lists):
@@ -265,7 +270,15 @@ class Rescorer:
         if nbs.num_utts != len(lists):  # counts in = counts out
             raise AssertionError(f"{len(lists)} n-best lists in, {nbs.num_utts} built")
         texts = list(nbs.texts)
-        student = self.score(texts)
+        if student_scores is None:
+            student = self.score(texts)
+        else:
+            if len(student_scores) != len(lists):
+                raise ValueError(f"{len(student_scores)} student score lists for {len(lists)} n-best lists")
+            student = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in student_scores])
+            if len(student) != len(texts) or any(len(np.asarray(x).reshape(-1)) != len(item[0])
+                                                 for x, item in zip(student_scores, lists, strict=True)):
+                raise ValueError("student_scores: one score per hypothesis of each list")
         design = build_design(nbs, {self.label: student}, self.units_norm, self.metric)
         total = design.total(self.weights)
         order = nbs.order_within(total)

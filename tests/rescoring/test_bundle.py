@@ -103,6 +103,25 @@ def test_bundle_makes_the_decisions_of_rescore_without_the_experiment(exp, tmp_p
     assert (np.diff(one.totals) <= 0).all()
 
 
+def test_student_scores_computed_elsewhere(exp, tmp_path):
+    """rescore_many(student_scores=...): the combination alone, with the scores the rescore step used."""
+    from rescore.data.nbest import read_scores
+
+    assert export(exp, tmp_path / "b") == 0
+    r = rescore.Rescorer.from_pretrained(tmp_path / "b")
+    nbs, lists = lists_of(exp["sets"]["test"])
+    stored = read_scores(exp["root"] / "scores" / "test" / "student", nbs)
+    spans = [(int(nbs.offsets[u]), int(nbs.offsets[u + 1])) for u in range(nbs.num_utts)]
+    got = r.rescore_many(lists, student_scores=[stored[lo:hi] for lo, hi in spans])
+    want, _ = rescored_nbest(exp["out"], "test")
+    assert [g.hyps for g in got] == [want[u] for u in nbs.utt_ids]
+    assert np.array_equal(np.concatenate([g.student[np.argsort(g.order)] for g in got]), stored)
+    with pytest.raises(ValueError, match="one score per hypothesis"):
+        r.rescore_many(lists[:1], student_scores=[stored[:1]])
+    with pytest.raises(ValueError, match="student score lists for"):
+        r.rescore_many(lists[:2], student_scores=[stored[:2]])
+
+
 def test_onnx_fp32_and_int8_backends(exp, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
