@@ -14,7 +14,10 @@
 ``rescore`` step does (:mod:`rescore.rescoring.design`: ``total = first_pass + beta * student +
 wip * units``; ties go to the earlier hypothesis; a non-finite first-pass score or student score
 ranks last) and returns the hypotheses in their new order with their totals. Nothing outside the
-bundle is read: it can be copied to a machine without the experiment directory.
+bundle is read: it can be copied to a machine without the experiment directory. Given the student
+scores the step used (``rescore_many(..., student_scores=...)``) the decisions are the step's
+exactly; with its own student pass they can differ at near-ties only (fp32 scores move by ~1e-6
+with the composition of a batch).
 """
 
 from __future__ import annotations
