@@ -284,13 +284,14 @@ class Rescorer:
                 raise ValueError("student_scores: one score per hypothesis of each list")
         design = build_design(nbs, {self.label: student}, self.units_norm, self.metric)
         total = design.total(self.weights)
+        first_pass = design.first_pass(self.weights.acwt)
         order = nbs.order_within(total)
         out = []
         for u in range(nbs.num_utts):
             lo, hi = int(nbs.offsets[u]), int(nbs.offsets[u + 1])
             idx = order[lo:hi]
             out.append(Rescored(order=(nbs.ranks[idx] - 1).astype(np.int64), hyps=[texts[i] for i in idx.tolist()],
-                                totals=total[idx], student=student[idx], first_pass=design.first_pass(self.weights.acwt)[idx]))
+                                totals=total[idx], student=student[idx], first_pass=first_pass[idx]))
         return out
 
     def describe(self) -> str:
