@@ -9,8 +9,10 @@ as Kaldi does, so a token may contain any other Unicode character.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -19,9 +21,22 @@ from rescore.stage import atomic_open
 
 _ASCII_WS = b" \t\n\r\x0b\x0c"
 
+#: What reading a damaged gzip stream raises: a bad header, CRC or length (``BadGzipFile``), a
+#: stream that ends early (``EOFError``), corrupt deflate data (``zlib.error``, not an OSError).
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def gzip_error(path: str | Path, e: Exception) -> InputError:
+    """The :class:`InputError` for one of :data:`GZIP_ERRORS` met reading ``path``."""
+    return InputError(path, None, f"unreadable gzip file ({e})")
+
 
 def open_binary(path: str | Path):
-    """Open a file for binary reading, transparently gunzipping ``*.gz``."""
+    """Open a file for binary reading, transparently gunzipping ``*.gz``.
+
+    Reading a damaged ``*.gz`` raises one of :data:`GZIP_ERRORS`; readers turn them into an
+    :class:`InputError` with :func:`gzip_error`.
+    """
     path = Path(path)
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
@@ -34,8 +49,11 @@ def iter_lines(path: str | Path, allow_empty: bool = False) -> Iterator[tuple[in
     Raises :class:`InputError` naming the line for CRLF line ends, and for empty lines
     unless ``allow_empty``. UTF-8 validity is checked by :func:`decode`.
     """
-    with open_binary(path) as f:
-        yield from _checked_lines(f, path, allow_empty)
+    try:
+        with open_binary(path) as f:
+            yield from _checked_lines(f, path, allow_empty)
+    except GZIP_ERRORS as e:
+        raise gzip_error(path, e) from None
 
 
 def _checked_lines(f: Iterable[bytes], name: str | Path, allow_empty: bool) -> Iterator[tuple[int, bytes]]:
@@ -94,8 +112,11 @@ def read_rspecifier(spec: str) -> tuple[str, bytes]:
         if re.search(r":\d+$", rx) and Path(rx.rsplit(":", 1)[0]).is_file():
             raise InputError(spec, None, "byte offsets into an archive (FILE:OFFSET) are not read here")
         raise InputError(rx, None, "not found" if not path.exists() else "not a file")
-    with open_binary(path) as f:
-        return rx, f.read()
+    try:
+        with open_binary(path) as f:
+            return rx, f.read()
+    except GZIP_ERRORS as e:
+        raise gzip_error(rx, e) from None
 
 
 def read_transcripts(spec: str) -> tuple[str, list[tuple[int, str, str]]]:
@@ -109,6 +130,74 @@ def read_transcripts(spec: str) -> tuple[str, list[tuple[int, str, str]]]:
         key, rest = split_key(line)
         out.append((lineno, decode(key, name, lineno), decode(join_tokens(rest), name, lineno)))
     return name, out
+
+
+class _LongInteger(Exception):
+    """An integer literal in JSON longer than Python converts (``sys.get_int_max_str_digits``)."""
+
+
+def _json_int(literal: str) -> int:
+    try:
+        return int(literal)
+    except ValueError:  # json has checked the syntax: only the digit limit is left
+        raise _LongInteger(literal) from None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def loads_json(text: str, path: str | Path, line: int | None = None, **options) -> object:
+    """``json.loads(text, **options)`` for an input file; ``json.JSONDecodeError`` propagates (each
+    reader words it).
+
+    The other ways bad input breaks ``json.loads`` are an :class:`InputError` naming ``path`` and the
+    line: nesting deeper than Python's recursion limit, an integer literal longer than Python
+    converts to ``int``, and a string holding a lone surrogate (``"\\ud800"``: valid JSON syntax but
+    no Unicode text, so it could not be written as UTF-8). ``line`` is the file line ``text`` starts
+    at (JSON lines); for a whole file (``None``) the line is located in ``text``.
+    """
+    def at(pos: int) -> int | None:
+        if pos < 0:
+            return line
+        return (line or 1) + text.count("\n", 0, pos)
+
+    try:
+        obj = json.loads(text, parse_int=_json_int, **options)
+    except RecursionError:
+        raise InputError(path, line, "invalid JSON: nested too deeply") from None
+    except _LongInteger as e:
+        digits = e.args[0]
+        raise InputError(path, at(text.find(digits)),
+                         f"invalid JSON: an integer of {len(digits)} digits (more than Python converts)") from None
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        bad = _lone_surrogate_string(obj)
+        if bad is not None:
+            m = _LONE_SURROGATE_ESCAPE.search(text)
+            raise InputError(path, at(m.start() if m else -1),
+                             f"invalid JSON string {bad[:40]!r}: a lone surrogate escape (\\ud800-\\udfff "
+                             "not in a pair) is no Unicode character")
+    return obj
+
+
+def _lone_surrogate_string(obj: object) -> str | None:
+    """The first string (key or value) in a parsed JSON value that is not valid Unicode text."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return x
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return None
 
 
 def decode(data: bytes, path: str | Path, lineno: int) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from rescore.data.archive import (
+    GZIP_ERRORS,
     atomic_open,
     decode,
     format_float,
@@ -62,6 +63,7 @@ RESERVED_STREAMS = {
 NON_STREAM_FILES = {"text", "meta.yaml"}
 
 MAX_LISTED = 20  # keys listed per problem kind in logs and meta.yaml
+MAX_RANK = 2**31 - 1  # ranks are stored as int32
 
 
 def stream_convention(name: str) -> str:
@@ -72,7 +74,8 @@ def stream_convention(name: str) -> str:
 def split_nbest_key(key: str) -> tuple[str, int]:
     """``'sw02001-A_000098-001156-10'`` -> ``('sw02001-A_000098-001156', 10)`` (last ``-``)."""
     utt, dash, rank = key.rpartition("-")
-    if not dash or not utt or not rank.isdigit() or not rank.isascii() or rank.startswith("0"):
+    if (not dash or not utt or not rank.isdigit() or not rank.isascii() or rank.startswith("0")
+            or len(rank) > len(str(MAX_RANK))):
         raise ValueError(f"n-best key {key!r} is not '<utt>-<k>' with a 1-based rank k")
     return utt, int(rank)
 
@@ -315,13 +318,16 @@ class NbestBuilder:
         if rank < 1:
             self.problem(where, f"rank {rank} of {utt} is not 1-based")
             return
+        if rank > MAX_RANK:
+            self.problem(where, f"rank {rank} of {utt} is out of range (at most {MAX_RANK})")
+            return
         missing = [s for s in self.stream_names if s not in scores]
         if missing:
             self.problem(where, f"{utt}-{rank}: no value for {', '.join(missing)}")
             return
         try:
             vals = tuple(float(scores[s]) for s in self.stream_names)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:  # OverflowError: an int beyond float range
             self.problem(where, f"{utt}-{rank}: non-numeric score ({e})")
             return
         if utt != self._last:
@@ -350,8 +356,7 @@ class NbestBuilder:
             seen[rank] = where
         n = len(entries)
         if len(seen) == n and set(seen) != set(range(1, n + 1)):
-            gaps = sorted(set(range(1, max(seen) + 1)) - set(seen))
-            self.problem(entries[0][3], f"ranks of {utt} have gaps: missing {gaps[:10]}")
+            self.problem(entries[0][3], f"ranks of {utt} have gaps: missing {missing_ranks(seen)}")
         if self.problems:  # the set will not be built: stop accumulating data
             return
         self._utt_ids.append(utt)
@@ -412,8 +417,7 @@ def _read_nbest_text(path: Path, rep: LoadReport):
     def finish() -> None:
         n = len(cur_ranks)
         if n and set(cur_ranks) != set(range(1, n + 1)):
-            gaps = sorted(set(range(1, max(cur_ranks) + 1)) - set(cur_ranks))
-            rep.errors.append(InputError(path, cur_line, f"ranks of {utt_ids[-1]} have gaps: missing {gaps[:10]}"))
+            rep.errors.append(InputError(path, cur_line, f"ranks of {utt_ids[-1]} have gaps: missing {missing_ranks(cur_ranks)}"))
 
     for lineno, line in iter_lines(path):
         key, rest = split_key(line)
@@ -421,7 +425,11 @@ def _read_nbest_text(path: Path, rep: LoadReport):
         if not dash or not utt or not r.isdigit() or r.startswith(b"0"):
             rep.errors.append(InputError(path, lineno, f"key {key.decode('utf-8', 'replace')!r} is not '<utt>-<k>' with a 1-based rank k"))
             continue
-        k = int(r)
+        k = int(r) if len(r) <= len(str(MAX_RANK)) else MAX_RANK + 1
+        if k > MAX_RANK:
+            rep.errors.append(InputError(path, lineno, f"key {key.decode('utf-8', 'replace')!r}: rank out of range "
+                                         f"(at most {MAX_RANK})"))
+            continue
         if utt != cur:
             if cur is not None:
                 finish()
@@ -461,6 +469,13 @@ def _read_nbest_text(path: Path, rep: LoadReport):
     )
 
 
+def missing_ranks(ranks) -> list[int]:
+    """The first ten ranks missing from 1..max(ranks), for ``ranks`` (a set, dict or sorted list of
+    distinct ranks >= 1): they lie below len(ranks) + 11, so no range up to a huge rank is built."""
+    present = set(ranks)
+    return [k for k in range(1, min(max(present), len(present) + 10) + 1) if k not in present][:10]
+
+
 def _rank_positions(offsets: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """``pos[offsets[u] + k - 1]`` = index of the hypothesis of utterance ``u`` with rank ``k``."""
     counts = np.diff(offsets)
@@ -480,33 +495,36 @@ def _read_stream_in_order(path: Path, utt_bytes: list[bytes], utt_of: np.ndarray
     n = len(ranks)
     out = np.empty(n, dtype=np.float64)
     pos = 0
-    with open_binary(path) as f:
-        while True:
-            lines = f.readlines(1 << 24)
-            if not lines:
-                break
-            m = len(lines)
-            chunk = b"".join(lines)
-            if pos + m > n or b"\r" in chunk:
-                return None
-            toks = chunk.split()
-            if len(toks) != 2 * m:
-                return None
-            expect = [utt_bytes[u] + b"-%d" % r
-                      for u, r in zip(utt_of[pos:pos + m].tolist(), ranks[pos:pos + m].tolist(), strict=True)]
-            if toks[0::2] != expect:
-                return None
-            vals = toks[1::2]
-            if b"_" in b"".join(vals):  # numpy would accept '1_000'; Kaldi and parse_float do not
-                return None
-            try:
-                out[pos:pos + m] = np.array(vals).astype(np.float64)
-            except ValueError:  # Kaldi's BadNumber, or a non-numeric value (reported by the general path)
-                try:
-                    out[pos:pos + m] = [parse_float(v) for v in vals]
-                except ValueError:
+    try:
+        with open_binary(path) as f:
+            while True:
+                lines = f.readlines(1 << 24)
+                if not lines:
+                    break
+                m = len(lines)
+                chunk = b"".join(lines)
+                if pos + m > n or b"\r" in chunk:
                     return None
-            pos += m
+                toks = chunk.split()
+                if len(toks) != 2 * m:
+                    return None
+                expect = [utt_bytes[u] + b"-%d" % r
+                          for u, r in zip(utt_of[pos:pos + m].tolist(), ranks[pos:pos + m].tolist(), strict=True)]
+                if toks[0::2] != expect:
+                    return None
+                vals = toks[1::2]
+                if b"_" in b"".join(vals):  # numpy would accept '1_000'; Kaldi and parse_float do not
+                    return None
+                try:
+                    out[pos:pos + m] = np.array(vals).astype(np.float64)
+                except ValueError:  # Kaldi's BadNumber, or a non-numeric value (reported by the general path)
+                    try:
+                        out[pos:pos + m] = [parse_float(v) for v in vals]
+                    except ValueError:
+                        return None
+                pos += m
+    except GZIP_ERRORS:  # a damaged .gz: the general reader reports it
+        return None
     return out if pos == n else None
 
 
@@ -518,7 +536,7 @@ def read_stream(path: Path, nbs_index: tuple, n_hyps: int, rep: LoadReport) -> n
         key, rest = split_key(line)
         utt, dash, r = key.rpartition(b"-")
         u = utt_index.get(utt) if dash else None
-        if u is None or not r.isdigit():
+        if u is None or not r.isdigit() or len(r) > len(str(MAX_RANK)):  # (a longer rank is in no set)
             rep.errors.append(InputError(path, lineno, f"key {key.decode('utf-8', 'replace')!r} is not in nbest/text"))
             continue
         fields = rest.split()
@@ -665,9 +683,14 @@ def _read_meta(meta_path: Path) -> tuple[dict, InputError | None]:
     if not meta_path.is_file():
         return {}, None
     try:
-        return yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}, None
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         return {}, InputError(meta_path, None, f"unreadable YAML: {e}")
+    except (ValueError, RecursionError) as e:  # yaml's constructors (a date 2001-13-01, a 5000-digit int); deep nesting
+        return {}, InputError(meta_path, None, f"unreadable YAML: {type(e).__name__}: {e}")
+    if meta is not None and not isinstance(meta, dict):
+        return {}, InputError(meta_path, None, f"expected a mapping of keys, found a {type(meta).__name__}")
+    return meta or {}, None
 
 
 def _check_refs(nbs: NbestSet, rep: LoadReport, ref_path: Path) -> None:

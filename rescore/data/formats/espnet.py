@@ -48,7 +48,7 @@ import re
 from pathlib import Path
 
 from rescore.data.archive import decode, iter_lines, join_tokens, split_key, write_lines
-from rescore.data.nbest import NbestBuilder, NbestSet, describe
+from rescore.data.nbest import NbestBuilder, NbestSet, describe, missing_ranks
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
 
@@ -186,7 +186,7 @@ def _check_ranks(job: Path, field: str, hyps: dict, problems: list[InputError]) 
         ns = sorted(by_n)
         if ns == list(range(1, len(ns) + 1)):
             continue
-        missing = sorted(set(range(1, ns[-1] + 1)) - set(ns))
+        missing = missing_ranks(ns)
         above = min(n for n in ns if n > missing[0])
         path, line = by_n[above][2]
         problems.append(InputError(

@@ -44,7 +44,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from rescore.data.archive import decode, join_tokens, open_binary
+from rescore.data.archive import GZIP_ERRORS, decode, gzip_error, join_tokens, loads_json, open_binary
 from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
@@ -134,11 +134,15 @@ def iter_records(path: Path) -> Iterator[tuple[Where, object]]:
     """Yield ``(where, record)`` from one JSON-lines, JSON-list or parquet file."""
     if path.name.endswith(".parquet"):
         yield from _iter_parquet(path)
-    elif _first_byte(path) == b"[":
-        yield from _iter_json_list(path)
-    else:
-        for lineno, obj in iter_json_lines(path):
-            yield (str(path), lineno), obj
+        return
+    try:
+        if _first_byte(path) == b"[":
+            yield from _iter_json_list(path)
+        else:
+            for lineno, obj in iter_json_lines(path):
+                yield (str(path), lineno), obj
+    except GZIP_ERRORS as e:  # a damaged *.gz
+        raise gzip_error(path, e) from None
 
 
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, object]]:
@@ -153,7 +157,7 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, object]]:
                 continue
             text = decode(raw, path, lineno)
             try:
-                obj = json.loads(text)
+                obj = loads_json(text, path, lineno)
             except json.JSONDecodeError as e:
                 raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
             yield lineno, obj
@@ -173,7 +177,7 @@ def _iter_json_list(path: Path) -> Iterator[tuple[Where, object]]:
     with open_binary(path) as f:
         data = f.read()
     try:
-        records = json.loads(decode(data, path, None))
+        records = loads_json(decode(data, path, None), path)
     except json.JSONDecodeError as e:
         raise InputError(path, e.lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
     for i, rec in enumerate(records, 1):
@@ -182,6 +186,7 @@ def _iter_json_list(path: Path) -> Iterator[tuple[Where, object]]:
 
 def _iter_parquet(path: Path) -> Iterator[tuple[Where, object]]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError(
@@ -198,8 +203,19 @@ def _iter_parquet(path: Path) -> Iterator[tuple[Where, object]]:
     if extra:
         log.info("%s: ignoring column(s) %s", path, ", ".join(extra))
     row = 0
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=columns):
-        for rec in batch.to_pylist():
+    batches = pf.iter_batches(batch_size=PARQUET_BATCH, columns=columns)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            records = batch.to_pylist()
+        except (OSError, pa.ArrowException) as e:  # a damaged page or footer: ArrowInvalid, OSError (thrift)
+            raise InputError(path, None, f"unreadable parquet file after row {row} ({e})") from None
+        except UnicodeDecodeError as e:  # a string column holding invalid UTF-8 (Arrow does not check it)
+            raise InputError(path, None, f"invalid UTF-8 in a string column after row {row} ({e.reason} at byte "
+                                         f"{e.start} of a value)") from None
+        for rec in records:
             row += 1
             yield (f"{path}:row {row}", None), rec
 
@@ -284,7 +300,13 @@ class _HyprReader:
                     self.null_scores += 1
                     vals.append(float("nan"))
                 elif isinstance(x, (int, float)) and not isinstance(x, bool):
-                    vals.append(float(x))
+                    try:
+                        vals.append(float(x))
+                    except OverflowError:  # an integer literal beyond float range
+                        self.problem(where, f"utterance {utt}: field {f} holds an integer of {len(str(abs(x)))} "
+                                            "digits, beyond float range")
+                        ok = False
+                        break
                 else:
                     self.problem(where, f"utterance {utt}: field {f} holds non-numeric value {x!r}")
                     ok = False

@@ -77,11 +77,13 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rescore.data.archive import decode, format_float, open_binary, parse_float, write_lines
+from rescore.data.archive import GZIP_ERRORS, decode, format_float, parse_float, write_lines
 from rescore.data.formats.kaldi_nbest import (
     DEFAULT_ACWT,
+    MAX_DIGITS,
     cap_costs,
     check_acwt,
+    first_missing_job,
     read_num_jobs,
     read_symbol_table,
     resolve_table,
@@ -131,6 +133,7 @@ class _Stream:
     """A forward-only buffered reader over a (possibly gzipped) file: lines, tokens and structs."""
 
     CHUNK = 1 << 20
+    MAX_READ = 1 << 26  # per read: a length field claiming gigabytes must not allocate them before EOF
 
     def __init__(self, f: BinaryIO):
         self.f = f
@@ -145,7 +148,7 @@ class _Stream:
     def _fill(self, n: int) -> bool:
         """Make ``n`` unread bytes available if the file has them."""
         while len(self.buf) - self.pos < n and not self.eof:
-            data = self.f.read(max(self.CHUNK, n))
+            data = self.f.read(min(max(self.CHUNK, n), self.MAX_READ))
             if not data:
                 self.eof = True
                 break
@@ -215,16 +218,27 @@ class _Stream:
         return out
 
 
+def _open_archive(raw: BinaryIO) -> BinaryIO:
+    """``raw``, or its decompressed stream when it starts with the gzip magic bytes (not by the file name)."""
+    gz = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+
+
 def _line_at(path: Path, offset: int) -> int:
-    """1-based line number of byte ``offset`` (computed only when reporting an error)."""
+    """1-based line number of byte ``offset`` of the (decompressed) archive, computed only when
+    reporting an error; a damaged gzip stream counts the lines up to where it breaks."""
     count, left = 0, offset
-    with open_binary(path) as f:
-        while left > 0:
-            chunk = f.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            count += chunk.count(b"\n")
-            left -= len(chunk)
+    with open(path, "rb") as raw, _open_archive(raw) as f:
+        try:
+            while left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+                left -= len(chunk)
+        except GZIP_ERRORS:
+            pass
     return count + 1
 
 
@@ -264,9 +278,8 @@ def iter_archive(path: Path, table: dict[int, str], words_path: Path) -> Iterato
     """Yield the lattices of one archive (gzip detected by its magic bytes), text or binary per entry."""
     ctx = _Ctx(path, table, words_path)
     with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        f = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        f = _open_archive(raw)
+        gz = f is not raw
         try:
             s = _Stream(f)
             while True:
@@ -280,7 +293,7 @@ def iter_archive(path: Path, table: dict[int, str], words_path: Path) -> Iterato
                 except UnicodeDecodeError:
                     key = decode(key_b, path, _line_at(path, off))  # raises, naming the line
                 yield _read_entry(s, ctx, key, off)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, *GZIP_ERRORS) as e:
             raise InputError(path, None, f"cannot decompress: {e}") from None
         finally:
             if gz:
@@ -324,6 +337,8 @@ def _read_entry(s: _Stream, ctx: _Ctx, key: str, off: int) -> _Entry:
 def _nonneg(tok: bytes, what: str) -> int:
     if not tok.isdigit():
         raise ValueError(f"{what} {tok.decode('utf-8', 'replace')!r} is not a non-negative integer")
+    if len(tok) > MAX_DIGITS:
+        raise ValueError(f"{what} {tok.decode()[:30]}... ({len(tok)} digits) is out of range")
     return int(tok)
 
 
@@ -360,6 +375,13 @@ def _parse_text(s: _Stream, ctx: _Ctx, key: str) -> tuple[Lattice, str]:
     lat = Lattice()
     kind: str | None = None
     first = True
+    # state ids as written -> dense indices in order of appearance: an id like 9999999999 names one
+    # state, not ten billion (a state no line mentions has no arcs and is not final: nothing is lost)
+    states: dict[int, int] = {}
+
+    def state(tok: bytes) -> int:
+        return states.setdefault(_nonneg(tok, "state"), len(states))
+
     while True:
         off = s.tell()
         line = s.readline()
@@ -375,7 +397,7 @@ def _parse_text(s: _Stream, ctx: _Ctx, key: str) -> tuple[Lattice, str]:
                     kind = k
                 elif k != kind:
                     raise ValueError(f"a {_KIND[k]} line in a {_KIND[kind]} entry")
-            src = _nonneg(f[0], "state")
+            src = state(f[0])
             compact = kind != "lattice"
             if len(f) <= 2:
                 g, a = _text_weight(f[1], compact) if len(f) == 2 else (0.0, 0.0)
@@ -383,7 +405,7 @@ def _parse_text(s: _Stream, ctx: _Ctx, key: str) -> tuple[Lattice, str]:
                 if not (g == _INF and a == _INF):
                     lat.set_final(src, g, a)
             else:
-                dst = _nonneg(f[1], "state")
+                dst = state(f[1])
                 wtok = f[2] if compact else f[3]
                 if not compact:
                     _nonneg(f[2], "transition id")
@@ -454,11 +476,11 @@ def _parse_binary(s: _Stream, ctx: _Ctx, key: str, start: int) -> tuple[Lattice,
         raise fail(f"start state {init} out of range (0..{nstates - 1})")
     compact = arc_type == COMPACT_ARC
     lat = Lattice()
-    lat.arcs = [[] for _ in range(nstates)]
     if init >= 0:
         lat.start = init
     word = ctx.word
-    for st in range(nstates):
+    for st in range(nstates):  # states are added as they are read: a huge claimed count ends at EOF
+        lat.add_state()
         if compact:
             g, a, nt = s.unpack(_CW)
             if nt < 0:
@@ -593,10 +615,10 @@ def _sources(src: Path) -> tuple[Path, list[Path]]:
     else:
         nj = max(found)
         log.warning("%s: no num_jobs file; reading lat.1.gz .. lat.%d.gz", src, nj)
-    missing = [j for j in range(1, nj + 1) if j not in found]
-    if missing:
+    missing = first_missing_job(found, nj)
+    if missing is not None:
         where = nj_path if nj_path.is_file() else src
-        raise InputError(where, None, f"lat.{missing[0]}.gz is missing (expected lat.1.gz .. lat.{nj}.gz)")
+        raise InputError(where, None, f"lat.{missing}.gz is missing (expected lat.1.gz .. lat.{nj}.gz)")
     return src, [found[j] for j in range(1, nj + 1)]
 
 

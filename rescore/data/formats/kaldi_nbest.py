@@ -211,18 +211,28 @@ def _job_dirs(src: Path) -> tuple[Path, list[Path]]:
         raise InputError(src, None, "no archives.N/ directories (is this an n-best rescoring decode dir?)")
     else:
         nj = max(found)
-    missing = [j for j in range(1, nj + 1) if j not in found]
-    if missing:
+    missing = first_missing_job(found, nj)
+    if missing is not None:
         where = nj_path if nj_path.is_file() else src
-        raise InputError(where, None, f"archives.{missing[0]} is missing (expected archives.1..{nj})")
+        raise InputError(where, None, f"archives.{missing} is missing (expected archives.1..{nj})")
     return src, [found[j] for j in range(1, nj + 1)]
+
+
+def first_missing_job(found: dict[int, Path], nj: int) -> int | None:
+    """The smallest job number in 1..nj not in ``found`` (without a range up to a huge nj)."""
+    return next((j for j in range(1, min(nj, len(found) + 1) + 1) if j not in found), None)
+
+
+#: Longest integer read from a Kaldi file (ids, job counts): 18 digits always fit an int64
+MAX_DIGITS = 18
 
 
 def read_num_jobs(path: Path) -> int:
     lines = list(iter_lines(path))
-    if len(lines) != 1 or not lines[0][1].strip().isdigit() or int(lines[0][1]) < 1:
+    digits = lines[0][1].strip() if len(lines) == 1 else b""
+    if not digits.isdigit() or len(digits) > MAX_DIGITS or int(digits) < 1:
         raise InputError(path, lines[0][0] if lines else None, "expected one positive integer")
-    return int(lines[0][1])
+    return int(digits)
 
 
 def read_symbol_table(path: str | Path) -> dict[int, str]:
@@ -245,6 +255,8 @@ def read_symbol_table(path: str | Path) -> dict[int, str]:
             raise InputError(
                 path, lineno, f"id {num.decode('utf-8', 'replace')!r} is not a non-negative integer"
             )
+        if len(num) > MAX_DIGITS:
+            raise InputError(path, lineno, f"id {num.decode()[:30]}... ({len(num)} digits) is out of range")
         i = int(num)
         if i in table:
             raise InputError(path, lineno, f"duplicate id {i} (also {table[i]!r})")
@@ -361,9 +373,9 @@ def _iter_word_ids(path: Path, table: dict[int, str], words_path: Path) -> Itera
                 raise InputError(
                     path, lineno, f"word id {tok.decode('utf-8', 'replace')!r} is not an integer"
                 )
-            sym = table.get(int(tok))
+            sym = table.get(int(tok)) if len(tok) <= MAX_DIGITS else None  # (longer ids are in no table)
             if sym is None:
-                raise InputError(path, lineno, f"word id {int(tok)} is not in {words_path}")
+                raise InputError(path, lineno, f"word id {tok.decode()[:30]} is not in {words_path}")
             syms.append(sym)
         yield lineno, decode(key, path, lineno), " ".join(syms)
 

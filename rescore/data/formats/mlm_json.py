@@ -38,8 +38,8 @@ import json
 import re
 from pathlib import Path
 
-from rescore.data.archive import join_tokens
-from rescore.data.nbest import NbestBuilder, NbestSet, describe, stream_convention
+from rescore.data.archive import join_tokens, loads_json
+from rescore.data.nbest import MAX_RANK, NbestBuilder, NbestSet, describe, missing_ranks, stream_convention
 from rescore.exceptions import InputError, InvalidSetError
 from rescore.log import get_logger
 from rescore.stage import atomic_open
@@ -73,7 +73,7 @@ def _load(src: Path) -> tuple[dict, str]:
         line = data.count(b"\n", 0, e.start) + 1
         raise InputError(src, line, f"invalid UTF-8 ({e.reason})") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates)
+        obj = loads_json(text, src, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise InputError(src, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
     except _DuplicateKey as e:
@@ -158,6 +158,9 @@ def read(src: Path, refs: dict[str, str] | None = None, missing_score: str = "er
             if m is None:
                 builder.problem(where, f"utterance {utt}: key {key!r} is not hyp_<n> with a 1-based n")
                 continue
+            if len(m.group(1)) > len(str(MAX_RANK)) or int(m.group(1)) > MAX_RANK:
+                builder.problem(where, f"utterance {utt}: key {key[:40]!r}: rank out of range (at most {MAX_RANK})")
+                continue
             got = _hyp(entry, missing_score, where, f"utterance {utt} key {key}", builder)
             if got is not None:
                 hyps[int(m.group(1))] = got
@@ -165,7 +168,7 @@ def read(src: Path, refs: dict[str, str] | None = None, missing_score: str = "er
         if not ranks and "ref" not in entries:
             n_empty += 1
         if ranks and ranks != list(range(1, len(ranks) + 1)):
-            missing = sorted(set(range(1, ranks[-1] + 1)) - set(ranks))
+            missing = missing_ranks(ranks)
             builder.problem(where, f"utterance {utt}: hyp_{ranks[-1]} present but "
                             f"{', '.join(f'hyp_{n}' for n in missing[:10])} missing")
             continue

@@ -55,7 +55,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rescore.data.archive import decode, iter_lines, join_tokens, open_binary, parse_float
+from rescore.data.archive import (
+    GZIP_ERRORS,
+    decode,
+    gzip_error,
+    iter_lines,
+    join_tokens,
+    loads_json,
+    open_binary,
+    parse_float,
+)
 from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError
 from rescore.log import get_logger
@@ -128,17 +137,20 @@ def read_manifest(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise InputError(path, None, "manifest not found")
     out: list[tuple[int, dict]] = []
-    with open_binary(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(decode(raw, path, lineno))
-            except json.JSONDecodeError as e:
-                raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, lineno, f"manifest entry is {type(obj).__name__}, not an object")
-            out.append((lineno, obj))
+    try:
+        with open_binary(path) as f:
+            for lineno, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    obj = loads_json(decode(raw, path, lineno), path, lineno)
+                except json.JSONDecodeError as e:
+                    raise InputError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(obj, dict):
+                    raise InputError(path, lineno, f"manifest entry is {type(obj).__name__}, not an object")
+                out.append((lineno, obj))
+    except GZIP_ERRORS as e:  # a damaged manifest.json.gz
+        raise gzip_error(path, e) from None
     if not out:
         raise InputError(path, None, "empty manifest")
     return out

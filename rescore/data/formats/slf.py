@@ -79,7 +79,6 @@ word containing white space (it could not be one token).
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
 from collections import Counter
@@ -87,7 +86,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescore.data.archive import decode, open_binary, parse_float
+from rescore.data.archive import GZIP_ERRORS, decode, gzip_error, open_binary, parse_float
 from rescore.data.lattice import best_distinct_sequences
 from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError
@@ -336,8 +335,8 @@ def _lines(path: str):
         with open_binary(path) as f:
             for lineno, raw in enumerate(f, 1):
                 yield lineno, raw.rstrip(b"\r\n")
-    except (gzip.BadGzipFile, EOFError) as e:
-        raise InputError(path, None, f"unreadable gzip file ({e})") from None
+    except GZIP_ERRORS as e:
+        raise gzip_error(path, e) from None
 
 
 def split_fields(line: bytes, path: str, lineno: int) -> list[tuple[str, bytes]]:
@@ -417,6 +416,8 @@ def _integer(value: bytes, name: str, path: str, lineno: int) -> int:
     if not value.isdigit():
         raise InputError(path, lineno, f"{name}= must be a non-negative integer, got "
                                        f"{value.decode('utf-8', 'replace')!r}")
+    if len(value) > 18:  # beyond int64 (and Python's int() refuses more than 4300 digits)
+        raise InputError(path, lineno, f"{name}={value[:30].decode()}... ({len(value)} digits) is out of range")
     return int(value)
 
 
