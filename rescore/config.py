@@ -7,6 +7,7 @@ is written to every experiment directory (``config.yaml``), so a run can be repl
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from rescore.defaults import DEVICE_PATTERN
 from rescore.stage import atomic_open
 
 C = TypeVar("C")
@@ -99,17 +101,44 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def read_yaml(path: str | Path, what: str = "YAML file"):
+    """The YAML document in ``path`` (``safe_load``: plain data only); a missing or unreadable file,
+    invalid UTF-8 or invalid YAML is an :class:`~rescore.exceptions.InputError` naming the file and,
+    for YAML syntax, the line."""
+    from rescore.exceptions import InputError, require_file
+
+    path = require_file(path, what)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise InputError(path, None, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(path, None, f"invalid UTF-8 at byte {e.start}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(path, None if mark is None else mark.line + 1, f"invalid YAML: {problem}") from None
+    except (ValueError, RecursionError) as e:  # yaml's constructors (a date 2001-13-01, a 5000-digit int); deep nesting
+        raise InputError(path, None, f"unreadable YAML: {type(e).__name__}: {e}") from None
+
+
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | dict | None = None) -> C:
     """Defaults of ``cls`` < the YAML file ``path`` < ``overrides`` (``key=value`` strings or a dict)."""
     cfg = cls()
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = read_yaml(path, "config file")
+        data = {} if data is None else data
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of config keys")
         cfg = _apply(cfg, data, str(path))
     if overrides:
         values = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         cfg = _apply(cfg, values, "the command line")
+    device = getattr(cfg, "device", None)
+    if device is not None and not re.fullmatch(DEVICE_PATTERN, str(device)):
+        raise ConfigError(f"config key 'device': expected auto, cpu, cuda, cuda:N, mps or xpu, got {device!r}")
     return cfg
 
 

@@ -8,3 +8,4 @@ PLL_BATCH_TOKENS = 4096  # padded tokens per PLL batch: CPU-cache friendly; on a
 PLL_WORD_MASKS = ("none", "whole", "l2r")  # score_pll --word_mask
 CLM_BATCH_TOKENS = 4096  # padded positions per causal-LM batch
 STUDENT_BATCH_TOKENS = 8192  # padded tokens per student batch
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?|mps|xpu(:[0-9]+)?"  # --device and the device config key

@@ -30,3 +30,23 @@ class InvalidSetError(ValueError):
         shown = "\n  ".join(str(p) for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"{len(problems)} error(s) in {what}:\n  {shown}{more}")
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` as a Path; a missing path, or one that is not a regular file, is an InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, f"{what} not found")
+    if not path.is_file():
+        raise InputError(path, None, f"{what} expected, found a directory or special file")
+    return path
+
+
+def require_dir(path: str | Path, what: str = "directory") -> Path:
+    """``path`` as a Path; a missing path, or one that is not a directory, is an InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, f"{what} not found")
+    if not path.is_dir():
+        raise InputError(path, None, f"{what} expected, found a file")
+    return path

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import torch
 
+from rescore.defaults import DEVICE_PATTERN
+from rescore.exceptions import InputError
+
+#: the device strings steps accept (``--device`` and the ``device`` config key)
+DEVICE_RE = re.compile(DEVICE_PATTERN)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -14,9 +20,11 @@ def resolve_device(device: str | None) -> torch.device:
     """``cpu``, ``cuda``, ``cuda:N`` or ``None``/``auto`` (cuda when available)."""
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str) or not DEVICE_RE.fullmatch(device):
+        raise InputError(None, None, f"unknown device {device!r}: expected auto, cpu, cuda, cuda:N, mps or xpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+        raise InputError(None, None, f"device {device!r} requested but CUDA is not available")
     return dev
 
 
@@ -72,6 +80,8 @@ def autocast(device: torch.device, dtype: str):
 
 def set_threads(num_threads: int | None) -> int:
     """Set torch's intra-op threads (default: the CPUs this process may use); returns the count."""
+    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 0):
+        raise InputError(None, None, f"the number of threads must be an integer >= 0 (0: all), got {num_threads!r}")
     if not num_threads:
         try:
             num_threads = len(os.sched_getaffinity(0))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Callable
 
@@ -17,6 +19,60 @@ def str2bool(value: str) -> bool:
     if value in ("true", "false"):
         return value == "true"
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _number(kind, value: str, what: str, ok) -> int | float:
+    try:
+        v = kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+    return v
+
+
+def positive_int(value: str) -> int:
+    """An option value that must be an integer >= 1 (``--batch_tokens``, ``--nbest``, ``--nj`` ...)."""
+    return _number(int, value, "an integer >= 1", lambda v: v >= 1)
+
+
+def nonneg_int(value: str) -> int:
+    """An integer >= 0 (``--num_threads``: 0 means all available; ``--seed``; ``--port``: 0 means any)."""
+    return _number(int, value, "an integer >= 0", lambda v: v >= 0)
+
+
+def nonneg_float(value: str) -> float:
+    """A finite number >= 0 (``--acwt``, ``--max_wait_ms``)."""
+    return _number(float, value, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+
+
+def positive_float(value: str) -> float:
+    """A finite number > 0 (an acoustic or LM scale that divides)."""
+    return _number(float, value, "a finite number > 0", lambda v: math.isfinite(v) and v > 0)
+
+
+def finite_float(value: str) -> float:
+    """Any finite number (a word penalty may be negative)."""
+    return _number(float, value, "a finite number", math.isfinite)
+
+
+def open_unit(value: str) -> float:
+    """A number strictly between 0 and 1 (a confidence level)."""
+    return _number(float, value, "a number between 0 and 1 (exclusive)", lambda v: 0 < v < 1)
+
+
+def port_number(value: str) -> int:
+    """A TCP port: 0 (any free port) to 65535."""
+    return _number(int, value, "a port number 0-65535", lambda v: 0 <= v <= 65535)
+
+
+def device_arg(value: str) -> str:
+    """A ``--device`` value: auto, cpu, cuda, cuda:N, mps or xpu (checked without importing torch)."""
+    from rescore.defaults import DEVICE_PATTERN
+
+    if not re.fullmatch(DEVICE_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N, mps or xpu, got {value!r}")
+    return value
 
 
 def norm_arg(value: str) -> str:
@@ -75,7 +131,7 @@ def format_options(args: argparse.Namespace, table: dict[str, tuple[set[str], di
         if value is None:
             continue
         if args.format not in fmts:
-            raise SystemExit(f"{prog}: --{name} does not apply to --format {args.format}")
+            raise InputError(None, None, f"--{name} does not apply to --format {args.format}")
         opts[key] = value
     return opts
 
@@ -128,7 +184,7 @@ def _print_config(p: argparse.ArgumentParser, argv: list[str], config_of: Callab
     overrides = [a for a in rest if "=" in a and not a.startswith("-")]
     try:
         cfg = config_of(known.config, overrides, known.init)
-    except ConfigError as e:
+    except (ConfigError, InputError) as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 1
     yaml.safe_dump(dataclasses.asdict(cfg), sys.stdout, sort_keys=False, allow_unicode=True)
@@ -143,6 +199,9 @@ def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
     validated config, printed instead of running with ``--print_config true`` (add_print_config).
     """
     given = sys.argv[1:] if argv is None else list(argv)
+    module = getattr(body, "__module__", "") or ""
+    if module.startswith("rescore.bin."):  # `python -m rescore.bin.X` would otherwise call itself X.py
+        p.prog = module.rsplit(".", 1)[1]
     if config_of is not None:
         code = _print_config(p, given, config_of)
         if code is not None:
@@ -150,8 +209,13 @@ def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
     args = p.parse_args(bare_flags_as_true(given, getattr(p, "bare_flags", ())))
     args.argv = argv  # the command line as given, for the run record (run.yaml)
     setup_logging(args.verbose)
+    from rescore.config import ConfigError
+    from rescore.stage import release_locks
+
     try:
         return int(body(args) or 0)
-    except (InputError, InvalidSetError) as e:
+    except (InputError, InvalidSetError, ConfigError) as e:  # expected: bad input, named; anything else is a bug
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        release_locks()

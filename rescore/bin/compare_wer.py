@@ -21,9 +21,10 @@ import sys
 
 import numpy as np
 
-from rescore.bin.common import add_flag, norm_arg, parser, run
+from rescore.bin.common import add_flag, nonneg_int, norm_arg, open_unit, parser, positive_int, run
 from rescore.bin.compute_wer import read_unique
 from rescore.data.textnorm import Normalizer
+from rescore.exceptions import InputError
 from rescore.scoring.bootstrap import bootstrap_changes, percentile_ci
 from rescore.scoring.wer import AbsentHypothesisError, score_texts
 
@@ -32,9 +33,9 @@ def get_parser():
     p = parser(__doc__)
     add_flag(p, "cer", "character error rate (spaces not counted)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation flags applied to every side (default none)")
-    p.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--replicates", type=positive_int, default=1000, help="bootstrap replicates (default 1000)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--level", type=open_unit, default=0.95, help="confidence level (default 0.95)")
     add_flag(p, "json", "one JSON object instead of text")
     p.add_argument("ref")
     p.add_argument("hyp1")
@@ -85,11 +86,9 @@ def lines(res: dict, name1: str, name2: str) -> list[str]:
 
 
 def body(args) -> int:
-    if args.replicates < 1:
-        raise SystemExit("compare_wer: --replicates must be >= 1")
-    if not 0 < args.level < 1:
-        raise SystemExit("compare_wer: --level must be in (0, 1)")
     refs, h1, h2 = read_unique(args.ref), read_unique(args.hyp1), read_unique(args.hyp2)
+    if not refs:
+        raise InputError(args.ref, None, "no references: nothing to compare")
     try:
         res = compare(refs, h1, h2, Normalizer.parse(args.norm), "cer" if args.cer else "wer", args.replicates,
                       args.seed, args.level)

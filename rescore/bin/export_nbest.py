@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.bin.common import add_format_options, format_options, log, parser, run, str2bool
+from rescore.bin.common import (
+    add_format_options,
+    format_options,
+    log,
+    nonneg_float,
+    parser,
+    positive_int,
+    run,
+    str2bool,
+)
 from rescore.data import formats
 from rescore.data.nbest import describe, load_set
 from rescore.data.textnorm import Normalizer
@@ -21,13 +30,13 @@ from rescore.data.textnorm import Normalizer
 KALDI, ESPNET, MLM, TRN = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"trn"}
 LAT = {"kaldi-lattice"}
 FORMAT_OPTIONS = {
-    "nj": (KALDI | LAT, dict(type=int, help="number of jobs: archives.JOB directories or lat.JOB.gz (default 1)")),
+    "nj": (KALDI | LAT, dict(type=positive_int, help="number of jobs: archives.JOB directories or lat.JOB.gz (default 1)")),
     "words": (KALDI | LAT, dict(type=Path, help="the recogniser's words.txt (default: the table the set was "
                                             "imported with, recorded in its meta.yaml)")),
     "new_symbol_table": (KALDI | LAT, dict(type=str2bool, dest="new_table",
                                            help="true: no recogniser table exists (e.g. ESPnet, pocketsphinx): "
                                            "write a new OUT/words.txt and score with it (default false)")),
-    "acwt": (KALDI | LAT, dict(type=float, help="acoustic scale of the costs (default: the set's)")),
+    "acwt": (KALDI | LAT, dict(type=nonneg_float, help="acoustic scale of the costs (default: the set's)")),
     "binary": (LAT, dict(type=str2bool, help="binary CompactLattices (default true); false: text form")),
     "score_style": (ESPNET, dict(choices=["tensor", "float"], help="'tensor(-1.2345)' or plain floats")),
     "order": (ESPNET, dict(choices=["score", "rank"], help="<n>best_recog holds the n-th best by score (default; "

@@ -18,11 +18,24 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rescore.bin.common import add_format_options, add_overwrite, format_options, log, norm_arg, parser, run, str2bool
+from rescore.bin.common import (
+    add_format_options,
+    add_overwrite,
+    finite_float,
+    format_options,
+    log,
+    nonneg_float,
+    norm_arg,
+    parser,
+    positive_int,
+    run,
+    str2bool,
+)
 from rescore.data import formats
 from rescore.data.archive import read_text_dict
 from rescore.data.nbest import describe, save_set
 from rescore.data.textnorm import Normalizer, default_metric, default_norm
+from rescore.exceptions import InputError, require_file
 from rescore.scoring.stats import ensure_errors
 from rescore.stage import check_done, clear_done, mark_done, run_record
 
@@ -30,21 +43,21 @@ KALDI, ESPNET, MLM, HYPR, NEMO = {"kaldi-nbest"}, {"espnet"}, {"mlm-json"}, {"hy
 LAT = {"kaldi-lattice"}
 SLF = {"slf"}
 FORMAT_OPTIONS = {
-    "acwt": (KALDI | LAT, dict(type=float, help="acoustic scale (default 0.1, i.e. LMWT 10)")),
+    "acwt": (KALDI | LAT, dict(type=nonneg_float, help="acoustic scale (default 0.1, i.e. LMWT 10)")),
     "words": (KALDI | LAT, dict(type=Path, help="words.txt mapping word ids (kaldi-nbest: when words_text is "
                                             "absent; kaldi-lattice: default SRC/words.txt)")),
     "field": (ESPNET, dict(choices=["text", "token"], help="which file holds hypotheses (default text)")),
     "missing_score": (MLM, dict(choices=["error", "zero"], help="hypotheses without a score (default error)")),
     "pattern": (HYPR | SLF, dict(help="glob of files to read when SRC is a directory")),
     "manifest": (NEMO, dict(type=Path, help="the eval manifest (JSON lines) the beams file follows")),
-    "beam_size": (NEMO, dict(type=int, help="beams per utterance (default: the width in NeMo's file name preds_out_width<B>_...; never inferred from the counts)")),
+    "beam_size": (NEMO, dict(type=positive_int, help="beams per utterance (default: the width in NeMo's file name preds_out_width<B>_...; never inferred from the counts)")),
     "score_sign": (NEMO, dict(choices=["auto", "logprob", "cost"], help="sign of the score column (default auto)")),
     "nan_is_empty": (NEMO, dict(type=str2bool, help="read the text 'nan' as an empty hypothesis (default false)")),
     "utt_id_field": (NEMO, dict(help="manifest field holding utterance ids")),
-    "nbest": (LAT | SLF, dict(type=int, help="distinct word sequences extracted per lattice "
+    "nbest": (LAT | SLF, dict(type=positive_int, help="distinct word sequences extracted per lattice "
                                          "(default: kaldi-lattice 10, slf 100)")),
-    "lmscale": (SLF, dict(type=float, help="LM scale when a lattice header has no lmscale= (default 1.0)")),
-    "wdpenalty": (SLF, dict(type=float, help="natural-log word penalty when a header has no wdpenalty= (default 0)")),
+    "lmscale": (SLF, dict(type=finite_float, help="LM scale when a lattice header has no lmscale= (default 1.0)")),
+    "wdpenalty": (SLF, dict(type=finite_float, help="natural-log word penalty when a header has no wdpenalty= (default 0)")),
     "fillers": (SLF, dict(help="space-separated non-words ('*' = any chars) replacing the default "
                                "'<sil> [NOISE] [SPEECH] SENT-START SENT-END ++*++'")),
     "utt_id": (SLF, dict(choices=["auto", "file"], help="utterance id: UTTERANCE= header, else file name "
@@ -73,11 +86,15 @@ def body(args) -> int:
     norm = Normalizer.parse(args.norm if args.norm is not None else default_norm(args.lang))
     config = {"format": args.format, "options": opts, "lang": args.lang, "metric": metric, "norm": str(norm)}
     inputs = [args.src] + [args.text] * bool(args.text) + [v for v in opts.values() if isinstance(v, Path)]
+    if not Path(args.src).exists():
+        raise InputError(args.src, None, "not found: the recogniser's output (SRC) is needed")
+    if args.text:
+        require_file(args.text, "reference text (--text)")
+    if Path(args.src).resolve() == out.resolve():
+        raise InputError(out, None, "is also the source: SRC and OUT_SETDIR must differ")
     fp = check_done(out, inputs, config, args.overwrite)
     if fp is None:
         return 0
-    if Path(args.src).resolve() == out.resolve():
-        raise SystemExit("import_nbest: SRC and OUT_SETDIR must differ")
     clear_done(out)
     refs = read_text_dict(args.text) if args.text else None
     nbs = formats.module(args.format).read(Path(args.src), refs=refs, **opts)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, log, parser, run, str2bool
+from rescore.bin.common import add_overwrite, log, parser, positive_int, run, str2bool
 from rescore.data.nbest import references_path
 from rescore.data.split import merge_stream, split_root
 from rescore.exceptions import InputError
@@ -26,7 +26,7 @@ from rescore.stage import DONE, clear_done, fingerprint, is_done, mark_done, wri
 def get_parser():
     p = parser(__doc__)
     p.add_argument("--name", required=True, help="archive name in every part and in OUTDIR (e.g. pll)")
-    p.add_argument("--nj", type=int, required=True, help="number of parts: OUTDIR/split<NJ>/{1..NJ}")
+    p.add_argument("--nj", type=positive_int, required=True, help="number of parts: OUTDIR/split<NJ>/{1..NJ}")
     p.add_argument("--require-done", "--require_done", type=str2bool, default=True,
                    help="true (default): every part directory must hold its job's .done")
     add_overwrite(p)
@@ -51,8 +51,7 @@ def body(args) -> int:
     if is_done(outdir, fp) and (outdir / args.name).is_file() and not args.overwrite:
         log.info("skip: %s is up to date", outdir / args.name)
         return 0
-    outdir.mkdir(parents=True, exist_ok=True)
-    clear_done(outdir)
+    clear_done(outdir)  # locks outdir (creating it) first: one writer
     merge_stream(setdir, parts, args.name, outdir / args.name, require_done=args.require_done)
     write_run_info(outdir, None if args.argv is None else args.argv, "rescore.bin.merge_scores", config)
     mark_done(outdir, fp)

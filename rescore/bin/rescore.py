@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.bin.common import add_flag, add_overwrite, log, norm_arg, parser, run
+from rescore.bin.common import add_flag, add_overwrite, log, nonneg_int, norm_arg, parser, run
 from rescore.rescoring import OUTPUT_LAYOUT, RescoreOptions, execute, parse_stream_spec, prepare
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
@@ -74,8 +74,8 @@ def get_parser():
                    help="all (default), none (default with --weights), or streams/wip/acwt joined by '+'")
     p.add_argument("--weights", type=Path, default=None, help="weights YAML (schema of EXPDIR/weights.yaml)")
     p.add_argument("--norm", type=norm_arg, default=None, help="normalisation flags (default: each set's meta.yaml)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates of the CI (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap", type=nonneg_int, default=1000, help="bootstrap replicates of the CI (default 1000)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed (default 0)")
     add_overwrite(p)
     return p
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, log, parser, run
+from rescore.bin.common import add_overwrite, device_arg, log, nonneg_int, parser, positive_int, run
 from rescore.data.nbest import describe, load_set, write_scores
 from rescore.defaults import CLM_BATCH_TOKENS
 from rescore.stage import check_done, mark_done, reopen, write_run_info
@@ -34,17 +34,17 @@ MODULE = "rescore.bin.score_clm"
 def get_parser():
     p = parser(__doc__)
     p.add_argument("--model", required=True, help="Hugging Face causal LM id or directory, or a train_clm model dir")
-    p.add_argument("--batch_tokens", type=int, default=CLM_BATCH_TOKENS,
+    p.add_argument("--batch_tokens", type=positive_int, default=CLM_BATCH_TOKENS,
                    help=f"padded positions per batch (default {CLM_BATCH_TOKENS})")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    p.add_argument("--device", type=device_arg, default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast dtype (default fp32)")
-    p.add_argument("--num_threads", type=int, default=0, help="CPU threads (default: all available)")
+    p.add_argument("--num_threads", type=nonneg_int, default=0, help="CPU threads (default: all available)")
     p.add_argument("--norm", default=None,
                    help="normalisation flags for a Hugging Face model, e.g. 'lower' (default: none; "
                         "an LSTM LM always uses the normalisation it was trained with)")
     p.add_argument("--prefix_space", choices=["auto", "true", "false"], default="auto",
                    help="prefix a space to each text (GPT-2 style BPE); auto probes the tokenizer (default)")
-    p.add_argument("--window_stride", type=int, default=None,
+    p.add_argument("--window_stride", type=positive_int, default=None,
                    help="stride of the sliding window over hypotheses longer than the context (default: half)")
     add_overwrite(p)
     p.add_argument("setdir", help="dataset directory (reads SETDIR/nbest/text)")

@@ -2,7 +2,8 @@
 
     python -m rescore.bin.score_pll --model NAME_OR_DIR [--batch_tokens N] [--device cpu|cuda|auto]
         [--dtype fp32|bf16|fp16] [--word_mask none|whole|l2r] [--per_token true|false]
-        [--dedup true|false] [--num_threads N] [--norm FLAGS] [--overwrite true|false] SETDIR OUTDIR
+        [--dedup true|false] [--num_threads N] [--norm FLAGS] [--save_every SECONDS]
+        [--overwrite true|false] SETDIR OUTDIR
 
 Writes ``OUTDIR/pll``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis of
 ``SETDIR/nbest/text`` (natural-log PLL, higher is better; 0.0 for an empty hypothesis); the model
@@ -20,19 +21,38 @@ versions) and last ``OUTDIR/.done``, holding the fingerprint of ``SETDIR/nbest/t
 (directory contents when local, else the hub id) and the options: a re-run with the same
 fingerprint logs ``skip``, anything changed is recomputed. See :mod:`rescore.models.pll` for the
 scoring rules (special tokens, leading spaces, windows for long hypotheses, word masking).
+
+Resumable: finished batches are saved to ``OUTDIR/partial`` (every ``--save_every`` seconds, default
+30), so a run that is killed, however it dies, resumes where it stopped when run again with the
+same inputs and options (``resumed: N batches restored`` in the log); the batches are planned
+deterministically, so the output is byte-identical to an uninterrupted run (on the same machine and
+threads). ``partial`` is removed when ``OUTDIR/pll`` is written; ``--overwrite true`` discards it.
+One run at a time writes OUTDIR: a second fails at once naming the first (:mod:`rescore.stage`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run, str2bool
+from rescore.bin.common import (
+    add_overwrite,
+    begin_set_step,
+    device_arg,
+    log,
+    nonneg_float,
+    nonneg_int,
+    norm_arg,
+    parser,
+    positive_int,
+    run,
+    str2bool,
+)
 from rescore.data.archive import format_float, write_lines
 from rescore.data.nbest import load_set, write_scores
 from rescore.data.textnorm import Normalizer
 from rescore.defaults import PLL_BATCH_TOKENS, PLL_WORD_MASKS
 from rescore.exceptions import InputError
-from rescore.stage import mark_done, write_run_info
+from rescore.stage import PARTIAL, PartialResults, mark_done, write_run_info
 
 MODULE = "rescore.bin.score_pll"
 
@@ -40,16 +60,19 @@ MODULE = "rescore.bin.score_pll"
 def get_parser():
     p = parser(__doc__)
     p.add_argument("--model", required=True, help="Hugging Face masked LM: hub id or save_pretrained directory")
-    p.add_argument("--batch_tokens", type=int, default=PLL_BATCH_TOKENS,
+    p.add_argument("--batch_tokens", type=positive_int, default=PLL_BATCH_TOKENS,
                    help=f"padded tokens per batch (rows x length; default {PLL_BATCH_TOKENS})")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
+    p.add_argument("--device", type=device_arg, default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision")
     p.add_argument("--word_mask", choices=list(PLL_WORD_MASKS), default="none",
                    help="none: plain PLL; whole: mask whole words; l2r: mask the token and the rest of its word")
     p.add_argument("--per_token", type=str2bool, default=False, help="also write OUTDIR/pll_tokens")
     p.add_argument("--dedup", type=str2bool, default=True, help="score identical hypotheses once (default true)")
-    p.add_argument("--num_threads", type=int, default=0, help="CPU threads (default: all available)")
+    p.add_argument("--num_threads", type=nonneg_int, default=0, help="CPU threads (default: all available)")
     p.add_argument("--norm", type=norm_arg, default="none", help="normalisation of the text the model reads (default none)")
+    p.add_argument("--save_every", type=nonneg_float, default=30.0,
+                   help="seconds between saves of finished batches to OUTDIR/partial, from which a killed run "
+                   "resumes (default 30; 0: after every batch)")
     add_overwrite(p)
     p.add_argument("setdir")
     p.add_argument("outdir")
@@ -102,7 +125,10 @@ def body(args) -> int:
              f"{args.dtype}, word_mask {args.word_mask}")
     norm = Normalizer.parse(args.norm)
     texts = [norm.text(t) for t in nbs.texts] if norm.flags else list(nbs.texts)
-    tokens, lps = scorer.score_detailed(texts)
+    partial = PartialResults(outdir / PARTIAL, fp, args.save_every, discard=args.overwrite)
+    tokens, lps = scorer.score_detailed(texts, partial)
+    if partial.restored_batches:
+        log.info(f"resumed: {partial.restored_batches} batches restored, {partial.computed_batches} computed")
     scores = [float(lp.sum()) for lp in lps]
     if len(scores) != nbs.num_hyps:  # counts in = counts out
         raise RuntimeError(f"scored {len(scores)} hypotheses of {nbs.num_hyps}")
@@ -120,6 +146,7 @@ def body(args) -> int:
     write_run_info(outdir, args.argv, MODULE, {**cfg, "setdir": str(setdir), "device": str(device),
                                               "num_threads": torch.get_num_threads(),
                                               "max_length": scorer.max_length})
+    partial.finish()
     mark_done(outdir, fp)
     log.info(f"wrote {outdir / 'pll'}" + (" and pll_tokens" if args.per_token else ""))
     return 0

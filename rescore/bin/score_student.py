@@ -2,7 +2,7 @@
 
     python -m rescore.bin.score_student --model DIR [--batch_tokens N] [--device cpu|cuda|auto]
         [--dtype fp32|bf16|fp16] [--backend torch|onnx] [--quantize none|int8] [--num_threads N]
-        [--norm FLAGS] [--overwrite true|false] SETDIR OUTDIR
+        [--norm FLAGS] [--save_every SECONDS] [--overwrite true|false] SETDIR OUTDIR
 
 Writes ``OUTDIR/student``: a Kaldi text archive ``<utt>-<k> <float>`` with one line per hypothesis
 of ``SETDIR/nbest/text``, in the key order of the set, higher is better (the convention of ``pll``).
@@ -20,18 +20,36 @@ Runtime on CPU (the ``onnx`` extra); ``--quantize int8`` quantizes that graph dy
 (``OUTDIR/onnx/student.int8.onnx``) and scores with it. Tokenisation and batching are the same as
 with ``--backend torch``; fp32 ONNX scores equal PyTorch's to about 1e-5, int8 ones move by a
 fraction of a nat (bench/RESULTS.md measures speed and the effect on WER).
+
+Resumable: finished batches are saved to ``OUTDIR/partial`` (every ``--save_every`` seconds, default
+30), so a run that is killed, however it dies, resumes where it stopped when run again with the
+same inputs and options (``resumed: N batches restored`` in the log); the batches are planned
+deterministically, so the output is byte-identical to an uninterrupted run (on the same machine and
+threads). ``partial`` is removed when ``OUTDIR/student`` is written; ``--overwrite true`` discards it.
+One run at a time writes OUTDIR: a second fails at once naming the first (:mod:`rescore.stage`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, begin_set_step, log, norm_arg, parser, run
+from rescore.bin.common import (
+    add_overwrite,
+    begin_set_step,
+    device_arg,
+    log,
+    nonneg_float,
+    nonneg_int,
+    norm_arg,
+    parser,
+    positive_int,
+    run,
+)
 from rescore.data.nbest import load_set, write_scores
 from rescore.data.textnorm import Normalizer
 from rescore.defaults import STUDENT_BATCH_TOKENS
 from rescore.exceptions import InputError
-from rescore.stage import mark_done, write_run_info
+from rescore.stage import PARTIAL, PartialResults, mark_done, write_run_info
 
 MODULE = "rescore.bin.score_student"
 
@@ -39,18 +57,21 @@ MODULE = "rescore.bin.score_student"
 def get_parser():
     p = parser(__doc__)
     p.add_argument("--model", required=True, help="student directory (train_student output)")
-    p.add_argument("--batch_tokens", type=int, default=STUDENT_BATCH_TOKENS,
+    p.add_argument("--batch_tokens", type=positive_int, default=STUDENT_BATCH_TOKENS,
                    help=f"padded tokens per batch (rows x length; default {STUDENT_BATCH_TOKENS})")
-    p.add_argument("--device", default="auto",
+    p.add_argument("--device", type=device_arg, default="auto",
                    help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast precision")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="torch (default) or onnx: ONNX Runtime on CPU (pip install 'rescore[onnx]')")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: dynamic int8 quantization of the ONNX graph (needs --backend onnx)")
-    p.add_argument("--num_threads", type=int, default=0, help="CPU threads (default: all available)")
+    p.add_argument("--num_threads", type=nonneg_int, default=0, help="CPU threads (default: all available)")
     p.add_argument("--norm", type=norm_arg, default="none",
                    help="normalisation of the text the model reads (default none)")
+    p.add_argument("--save_every", type=nonneg_float, default=30.0,
+                   help="seconds between saves of finished batches to OUTDIR/partial, from which a killed run "
+                   "resumes (default 30; 0: after every batch)")
     add_overwrite(p)
     p.add_argument("setdir")
     p.add_argument("outdir")
@@ -113,8 +134,11 @@ def body(args) -> int:
         log.info(f"backend: ONNX Runtime, {graph}")
     norm = Normalizer.parse(args.norm)
     texts = [norm.text(t) for t in nbs.texts] if norm.flags else list(nbs.texts)
+    partial = PartialResults(outdir / PARTIAL, fp, args.save_every, discard=args.overwrite)
     scores = model.score(texts, batch_tokens=args.batch_tokens, device=device, dtype=args.dtype,
-                         progress=True, runner=runner)
+                         progress=True, runner=runner, partial=partial)
+    if partial.restored_batches:
+        log.info(f"resumed: {partial.restored_batches} batches restored, {partial.computed_batches} computed")
     if len(scores) != nbs.num_hyps:  # counts in = counts out
         raise RuntimeError(f"scored {len(scores)} hypotheses of {nbs.num_hyps}")
     st = model.stats
@@ -127,6 +151,7 @@ def body(args) -> int:
     write_run_info(outdir, args.argv, MODULE, {**cfg, "setdir": str(setdir), "device": str(device),
                                               "num_threads": torch.get_num_threads(),
                                               "max_length": model.max_length})
+    partial.finish()
     mark_done(outdir, fp)
     log.info(f"wrote {outdir / 'student'}")
     return 0

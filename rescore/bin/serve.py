@@ -19,37 +19,26 @@ get 413, a full queue 503, malformed input 400 with the problem named (see
 
 from __future__ import annotations
 
-from rescore.bin.common import log, parser, run
+from rescore.bin.common import log, nonneg_float, nonneg_int, parser, port_number, positive_int, run
 from rescore.exceptions import InputError
 
 MODULE = "rescore.bin.serve"
-
-
-def positive(kind):
-    def parse(value: str):
-        v = kind(value)
-        if v <= 0:
-            raise ValueError(value)
-        return v
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
 
 
 def get_parser():
     p = parser(__doc__)
     p.add_argument("--bundle", required=True, help="rescorer bundle (export_rescorer's --out)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    p.add_argument("--port", type=port_number, default=8080, help="port (default 8080; 0: any free port)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="student backend (default torch)")
     p.add_argument("--quantize", choices=["none", "int8"], default="none", help="int8 ONNX graph (--backend onnx)")
-    p.add_argument("--num_threads", type=int, default=0, help="CPU threads for the student (default: all)")
-    p.add_argument("--max_batch_lists", type=positive(int), default=64, help="n-best lists scored together")
-    p.add_argument("--max_wait_ms", type=float, default=5.0, help="wait for more requests to batch (ms)")
-    p.add_argument("--max_request_bytes", type=positive(int), default=1_000_000, help="larger bodies get 413")
-    p.add_argument("--max_lists", type=positive(int), default=256, help="n-best lists per request (more: 413)")
-    p.add_argument("--max_hyps", type=positive(int), default=1000, help="hypotheses per list (more: 413)")
-    p.add_argument("--max_queue", type=positive(int), default=256, help="requests waiting (more: 503)")
+    p.add_argument("--num_threads", type=nonneg_int, default=0, help="CPU threads for the student (default: all)")
+    p.add_argument("--max_batch_lists", type=positive_int, default=64, help="n-best lists scored together")
+    p.add_argument("--max_wait_ms", type=nonneg_float, default=5.0, help="wait for more requests to batch (ms)")
+    p.add_argument("--max_request_bytes", type=positive_int, default=1_000_000, help="larger bodies get 413")
+    p.add_argument("--max_lists", type=positive_int, default=256, help="n-best lists per request (more: 413)")
+    p.add_argument("--max_hyps", type=positive_int, default=1000, help="hypotheses per list (more: 413)")
+    p.add_argument("--max_queue", type=positive_int, default=256, help="requests waiting (more: 503)")
     return p
 
 

@@ -10,14 +10,14 @@ than utterances is an error. Prints the subset directories, one a line.
 
 from __future__ import annotations
 
-from rescore.bin.common import parser, run
+from rescore.bin.common import parser, positive_int, run
 from rescore.data.split import split_set
 
 
 def get_parser():
     p = parser(__doc__)
     p.add_argument("setdir")
-    p.add_argument("nj", type=int, help="number of jobs (subsets), at least 1")
+    p.add_argument("nj", type=positive_int, help="number of jobs (subsets), at least 1")
     return p
 
 

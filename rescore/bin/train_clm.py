@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rescore.bin.common import add_overwrite, add_print_config, parser, run, str2bool
 from rescore.config import ConfigError, load_config, save_config
+from rescore.exceptions import InputError
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.train_clm"
@@ -56,7 +57,12 @@ def body(args, argv: list[str] | None) -> int:
     try:
         cfg = resolved_config(args.config, args.overrides, None)
     except ConfigError as e:
-        raise SystemExit(f"train_clm: error: {e}") from None
+        raise InputError(None, None, str(e)) from None
+    from rescore.data.textnorm import Normalizer
+    from rescore.train.lstm import read_corpus
+
+    for path in [args.text] + ([args.dev_text] if args.dev_text else []):
+        read_corpus(path, Normalizer.parse(cfg.norm))  # a missing, unreadable or empty corpus: before writing
     out = Path(args.out)
     inputs = [args.text] + ([args.dev_text] if args.dev_text else [])
     config = {**asdict(cfg), "dev_text": bool(args.dev_text)}

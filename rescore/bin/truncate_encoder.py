@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rescore.bin.common import add_overwrite, parser, run
+from rescore.bin.common import add_overwrite, parser, positive_int, run
 from rescore.exceptions import InputError
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
@@ -23,7 +23,7 @@ MODULE = "rescore.bin.truncate_encoder"
 
 def get_parser():
     p = parser(__doc__)
-    p.add_argument("--num_layers", type=int, required=True, help="layers to keep (the first N)")
+    p.add_argument("--num_layers", type=positive_int, required=True, help="layers to keep (the first N)")
     add_overwrite(p)
     p.add_argument("src", help="hub id or directory of the encoder or masked LM")
     p.add_argument("outdir", help="output directory (a save_pretrained encoder)")

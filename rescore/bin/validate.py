@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from rescore.bin.common import parser, run
 from rescore.data.nbest import build_meta, describe, inspect_set
+from rescore.exceptions import InputError
 
 
 def get_parser():
@@ -39,7 +40,7 @@ def body(args) -> int:
         print(f"ERROR {e}")
     if rep.errors:
         print(f"{args.setdir}: {len(rep.errors)} error(s), {len(warnings)} warning(s)")
-        return 1
+        raise InputError(args.setdir, None, f"not a valid dataset directory: {len(rep.errors)} error(s) (listed above)")
     print(f"{args.setdir}: OK, {describe(nbs)}, {len(warnings)} warning(s)")
     return 0
 

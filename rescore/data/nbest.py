@@ -612,6 +612,8 @@ def inspect_set(setdir: str | Path, streams: Iterable[str] | None = None) -> tup
     except InputError as e:  # CRLF or empty line: reported by iter_lines
         rep.errors.append(e)
         return None, rep
+    if not len(ranks):
+        rep.errors.append(InputError(text_path, None, "no hypotheses: the set is empty"))
     if rep.errors:  # streams cannot be joined to a broken nbest/text
         return None, rep
     n = len(ranks)
@@ -636,7 +638,7 @@ def inspect_set(setdir: str | Path, streams: Iterable[str] | None = None) -> tup
         except InputError as e:
             rep.errors.append(e)
     meta_path = setdir / "nbest" / "meta.yaml"
-    meta, meta_error = _read_meta(meta_path)
+    meta, meta_error = read_meta(meta_path)
     if meta_error is not None:
         rep.errors.append(meta_error)
     refs = None
@@ -671,26 +673,26 @@ def references_path(setdir: str | Path) -> Path:
     """Where a set's references are (or would be): ``<set>/text`` unless meta.yaml names another file."""
     setdir = Path(setdir)
     meta_path = setdir / "nbest" / "meta.yaml"
-    meta, _ = _read_meta(meta_path)  # an unreadable meta.yaml is reported by inspect_set
+    meta, _ = read_meta(meta_path)  # an unreadable meta.yaml is reported by inspect_set
     try:
         return setdir / references_name(meta, meta_path)
     except InputError:
         return setdir / "text"
 
 
-def _read_meta(meta_path: Path) -> tuple[dict, InputError | None]:
+def read_meta(meta_path: Path) -> tuple[dict, InputError | None]:
     """A set's meta.yaml ({} when absent), and the error that made it unreadable, if any."""
+    from rescore.config import read_yaml
+
     if not meta_path.is_file():
         return {}, None
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        return {}, InputError(meta_path, None, f"unreadable YAML: {e}")
-    except (ValueError, RecursionError) as e:  # yaml's constructors (a date 2001-13-01, a 5000-digit int); deep nesting
-        return {}, InputError(meta_path, None, f"unreadable YAML: {type(e).__name__}: {e}")
-    if meta is not None and not isinstance(meta, dict):
-        return {}, InputError(meta_path, None, f"expected a mapping of keys, found a {type(meta).__name__}")
-    return meta or {}, None
+        data = read_yaml(meta_path, "meta.yaml")
+    except InputError as e:  # unreadable, invalid UTF-8 or YAML, a constructor's ValueError, deep nesting
+        return {}, e
+    if data is not None and not isinstance(data, dict):
+        return {}, InputError(meta_path, None, f"expected a mapping of keys, found a {type(data).__name__}")
+    return data or {}, None
 
 
 def _check_refs(nbs: NbestSet, rep: LoadReport, ref_path: Path) -> None:
@@ -751,7 +753,9 @@ def read_scores(path: str | Path, nbs: NbestSet) -> np.ndarray:
     Every key of the set must appear exactly once and no other key may; otherwise
     :class:`InvalidSetError` lists each problem with its line.
     """
-    path = Path(path)
+    from rescore.exceptions import require_file
+
+    path = require_file(path, "score archive")
     utt_bytes = [u.encode("utf-8") for u in nbs.utt_ids]
     fast = _read_stream_in_order(path, utt_bytes, nbs.utt_index(), nbs.ranks)
     if fast is not None:

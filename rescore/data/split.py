@@ -94,8 +94,7 @@ def split_set(setdir: str | Path, nj: int) -> list[Path]:
         blocks = plan_blocks(nbs.num_utts, nj)
     except ValueError as e:
         raise InputError(setdir, None, str(e)) from None
-    root.mkdir(parents=True, exist_ok=True)
-    clear_done(root)
+    clear_done(root)  # locks root (creating it) first: one writer
     hyps = utts = refs = 0
     for j, (d, (start, end)) in enumerate(zip(dirs, blocks, strict=True), 1):
         part = subset(nbs, start, end)

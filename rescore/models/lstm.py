@@ -635,6 +635,6 @@ def load_scorer(name_or_dir: str, device: torch.device | str = "cpu", dtype: str
 
     quiet_transformers()
     tokenizer = load_tokenizer(name_or_dir)
-    model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(name_or_dir, dtype=torch.float32, trust_remote_code=False)
     model.to(device).eval()
     return hf_scorer(model, tokenizer, prefix_space=prefix_space, norm=norm, **options)

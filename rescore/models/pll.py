@@ -464,12 +464,14 @@ class PllScorer:
         """Per-token log-probabilities per text (their sum is :meth:`score`)."""
         return self.score_detailed(texts)[1]
 
-    def score_detailed(self, texts: list[str]) -> tuple[list[list[str]], list[np.ndarray]]:
-        """(subword tokens, their log-probabilities) per text."""
+    def score_detailed(self, texts: list[str], partial=None) -> tuple[list[list[str]], list[np.ndarray]]:
+        """(subword tokens, their log-probabilities) per text. ``partial``: a
+        :class:`rescore.stage.PartialResults` that keeps finished batches on disk (and restores
+        those a killed run of the same texts and options finished)."""
         texts = list(texts)
         uniq, inverse = self._dedup(texts)
         enc = encode(self.tokenizer, uniq, need_words=self.word_mask != "none")
-        lps = self._score_encoded(enc)
+        lps = self._score_encoded(enc, partial)
         self.stats.texts, self.stats.unique = len(texts), len(uniq)
         self.stats.empty = sum(len(enc.ids[i]) == 0 for i in inverse)
         self.stats.windowed = sum(len(enc.ids[i]) > self.capacity for i in inverse)
@@ -505,20 +507,28 @@ class PllScorer:
         inverse = [first.setdefault(t, len(first)) for t in texts]
         return list(first), inverse
 
-    def _score_encoded(self, enc: Encoded) -> list[np.ndarray]:
+    def _score_encoded(self, enc: Encoded, partial=None) -> list[np.ndarray]:
         t0 = time.perf_counter()
         plan = build_plan(enc, self.prefix, self.suffix, self.max_length, self.word_mask)
         flat = np.zeros(plan.num_tokens, dtype=np.float64)
         batches = pack_batches(plan.win_len[plan.row_win], self.batch_tokens)
-        it = batches
+        done = partial.restore(len(batches)) if partial is not None else {}
+        for out, lp in done.values():
+            flat[out] = lp
+        todo = [b for b in range(len(batches)) if b not in done]
+        it = todo
         if self.progress:
             from tqdm import tqdm
 
-            it = tqdm(batches, desc="PLL", unit="batch", mininterval=5)
+            it = tqdm(todo, desc="PLL", unit="batch", mininterval=5, initial=len(done), total=len(batches))
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            for rows in it:
-                out, lp = self._run_batch(plan, rows)
+            for b in it:
+                out, lp = self._run_batch(plan, batches[b])
                 flat[out] = lp
+                if partial is not None:
+                    partial.add(b, out, lp)
+        if partial is not None:
+            partial.flush()
         lens = [len(x) for x in enc.ids]
         result = np.split(flat, np.cumsum(lens)[:-1]) if lens else []
         st = self.stats

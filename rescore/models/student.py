@@ -263,7 +263,7 @@ class RescoreBert(PreTrainedModel):
         from rescore.models.hf import load_tokenizer
 
         _quiet_transformers()
-        encoder = AutoModel.from_pretrained(str(name_or_dir), dtype=torch.float32)
+        encoder = AutoModel.from_pretrained(str(name_or_dir), dtype=torch.float32, trust_remote_code=False)
         tokenizer = load_tokenizer(str(name_or_dir))
         c = encoder.config
         log.info(f"student: encoder {name_or_dir} ({type(encoder).__name__}, {c.num_hidden_layers} layers x "
@@ -343,7 +343,7 @@ class RescoreBert(PreTrainedModel):
     @torch.inference_mode()
     def score(self, texts: list[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
               device: str | torch.device | None = None, dtype: str = "fp32", dedup: bool = True,
-              progress: bool = False, runner=None) -> np.ndarray:
+              progress: bool = False, runner=None, partial=None) -> np.ndarray:
         """Scores (float64, higher is better) of ``texts``, in the order given.
 
         Identical texts are scored once (``dedup``); batches hold texts sorted by length, at most
@@ -351,6 +351,8 @@ class RescoreBert(PreTrainedModel):
         None: where the model is (given: the model is moved there). ``runner``: another forward
         pass, ``runner(input_ids, attention_mask) -> scores`` on numpy arrays (e.g.
         :class:`rescore.models.onnx_student.OnnxRunner`); ``device`` and ``dtype`` do not apply.
+        ``partial``: a :class:`rescore.stage.PartialResults` that keeps finished batches on disk
+        (and restores those a killed run of the same texts and options finished).
         """
         if batch_tokens < 1:
             raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
@@ -369,24 +371,33 @@ class RescoreBert(PreTrainedModel):
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
         out = np.zeros(len(uniq), dtype=np.float64)
         batches = pack_sorted(lengths, batch_tokens)
-        it = batches
+        done = partial.restore(len(batches)) if partial is not None else {}
+        for idx, values in done.values():
+            out[idx] = values
+        todo = [b for b in range(len(batches)) if b not in done]
+        it = todo
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(batches, desc="student", unit="batch", mininterval=5)
+            it = tqdm(todo, desc="student", unit="batch", mininterval=5, initial=len(done), total=len(batches))
         was_training = self.training
         self.eval()
         padded = 0
         try:
             with autocast(dev, dtype) if runner is None else contextlib.nullcontext():
-                for idx in it:
+                for b in it:
+                    idx = batches[b]
                     batch = self._pad([rows[i] for i in idx.tolist()])
                     padded += batch["input_ids"].numel()
                     if runner is not None:
                         out[idx] = runner(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
-                        continue
-                    s = self(**{k: v.to(dev, non_blocking=True) for k, v in batch.items()})
-                    out[idx] = s.float().cpu().numpy()
+                    else:
+                        s = self(**{k: v.to(dev, non_blocking=True) for k, v in batch.items()})
+                        out[idx] = s.float().cpu().numpy()
+                    if partial is not None:
+                        partial.add(b, idx, out[idx])
+            if partial is not None:
+                partial.flush()
         finally:
             self.train(was_training)
         empty_len = len(self.prefix) + len(self.suffix)

@@ -30,7 +30,7 @@ def source_layers(src: str) -> int:
     """Number of transformer layers of the encoder ``src`` (hub id or directory)."""
     from transformers import AutoConfig
 
-    return int(AutoConfig.from_pretrained(src).num_hidden_layers)
+    return int(AutoConfig.from_pretrained(src, trust_remote_code=False).num_hidden_layers)
 
 
 def truncate_encoder(src: str, dest: str | Path, num_layers: int) -> TruncateResult:
@@ -49,7 +49,8 @@ def truncate_encoder(src: str, dest: str | Path, num_layers: int) -> TruncateRes
     quiet_transformers()
     # Loading with a smaller num_hidden_layers keeps layers 0..num_layers-1 (same parameter names)
     # and ignores the rest; a masked LM's head is not part of AutoModel and is ignored too.
-    model = AutoModel.from_pretrained(src, num_hidden_layers=num_layers, dtype=torch.float32)
+    model = AutoModel.from_pretrained(src, num_hidden_layers=num_layers, dtype=torch.float32,
+                                      trust_remote_code=False)
     tokenizer = load_tokenizer(src)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,9 @@ BACKENDS = ("torch", "onnx")
 
 
 def _weights_info(path: Path) -> dict:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    from rescore.config import read_yaml
+
+    data = read_yaml(path, "weights file")
     if not isinstance(data, dict):
         raise InputError(path, None, "not a weights.yaml mapping")
     return data
@@ -193,10 +195,9 @@ class Rescorer:
         path = root / BUNDLE_FILE
         if not path.is_file():
             raise InputError(path, None, "not a rescorer bundle (no rescorer.yaml)")
-        try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise InputError(path, None, f"cannot read it: {e}") from None
+        from rescore.config import read_yaml
+
+        spec = read_yaml(path, "rescorer.yaml")
         if not isinstance(spec, dict) or spec.get("format_version") != FORMAT_VERSION:
             raise InputError(path, None, f"not a version-{FORMAT_VERSION} rescorer bundle")
         if backend not in BACKENDS:

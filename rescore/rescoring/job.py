@@ -102,9 +102,7 @@ def _check_names(opts: RescoreOptions) -> None:
 
 
 def _load(name: str, d: Path, role: str, opts: RescoreOptions) -> SetData:
-    nbs = load_set(d)
-    if nbs.num_hyps == 0:
-        raise InputError(d / "nbest" / "text", None, "empty set: no hypotheses")
+    nbs = load_set(d)  # an empty set is an error there
     norm, metric = scoring_setup(nbs, opts.norm, "cer" if opts.cer else None)
     if role == "dev":
         if nbs.refs is None:

@@ -103,13 +103,10 @@ def _number(path: Path, key: str, value, allow_none: bool = False) -> float | No
 
 def load_weights(path: str | Path, labels: list[str]) -> Weights:
     """Read a weights YAML (the schema :func:`save_weights` writes); it must match ``labels`` exactly."""
+    from rescore.config import read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, "weights file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise InputError(path, None, f"unreadable YAML: {e}") from None
+    data = read_yaml(path, "weights file")
     if not isinstance(data, dict) or not isinstance(data.get("streams"), dict):
         raise InputError(path, None, "expected a mapping with 'streams: {LABEL: beta, ...}'")
     unknown = [k for k in data if k not in WEIGHT_KEYS + INFO_KEYS]

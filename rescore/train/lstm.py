@@ -33,7 +33,7 @@ import torch
 from rescore.config import ConfigError
 from rescore.data.archive import decode, iter_lines
 from rescore.data.textnorm import Normalizer
-from rescore.exceptions import InputError
+from rescore.exceptions import InputError, require_file
 from rescore.log import get_logger
 from rescore.models.lstm import (
     BOS_ID,
@@ -119,6 +119,7 @@ class TrainClmConfig:
 
 def read_corpus(path: str | Path, norm: Normalizer) -> list[str]:
     """Normalised sentences of a one-sentence-per-line UTF-8 file; empty lines are counted and skipped."""
+    require_file(path, "text file")
     sentences, empty, emptied, total = [], 0, 0, 0
     for lineno, line in iter_lines(path, allow_empty=True):
         total += 1

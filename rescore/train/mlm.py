@@ -67,7 +67,7 @@ import torch
 from rescore.config import ConfigError, save_config
 from rescore.data.archive import decode, iter_lines
 from rescore.data.textnorm import Normalizer
-from rescore.exceptions import InputError
+from rescore.exceptions import InputError, require_file
 from rescore.log import get_logger
 from rescore.runtime import autocast, resolve_device, set_threads
 from rescore.stage import atomic_open, clear_done, digest_paths, fingerprint, is_done, mark_done, write_run_info
@@ -162,6 +162,7 @@ def read_corpus(path: str | Path, norm: str = "none") -> Corpus:
     """One sentence per line (UTF-8; ``.gz`` read transparently), normalised with ``norm``
     (:mod:`rescore.data.textnorm` flags); blank lines, and lines that normalisation empties, are skipped
     and counted."""
+    require_file(path, "text file")
     normalizer = Normalizer.parse(norm)
     sentences, lines, blank, emptied = [], [], [], []
     n_lines = 0
@@ -401,7 +402,7 @@ class _Trainer(Trainer):
 
     def __init__(self, init: str, out: Path, cfg: MlmTrainConfig, train_texts: list[str], dev_texts: list[str],
                  data_digest: str):
-        from rescore.models.hf import load_mlm
+        from rescore.models.hf import load_mlm, loading_model
 
         self.device = resolve_device(cfg.device)
         if cfg.dtype == "fp16" and self.device.type != "cuda":
@@ -409,7 +410,8 @@ class _Trainer(Trainer):
         super().__init__(cfg, out, data_digest)
         self.init, self.dev_texts = init, dev_texts
         seed_everything(cfg.seed)
-        self.model, self.tok, info = load_mlm(init, self.device, allow_untrained_head=True)
+        with loading_model(init):
+            self.model, self.tok, info = load_mlm(init, self.device, allow_untrained_head=True)
         if not info.head_trained:
             log.info("%s: training a new masked-LM head tied to the input embeddings", init)
         if self.tok.mask_token_id is None or self.tok.pad_token_id is None:
@@ -510,8 +512,7 @@ def train_mlm(init: str, text: str | Path, out: str | Path, cfg: MlmTrainConfig,
     if not overwrite and is_done(out, fp):
         log.info("skip: %s is complete and up to date (--overwrite true to recompute)", out)
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    clear_done(out)
+    clear_done(out)  # locks out (creating it) first: one writer
     set_threads(cfg.num_threads or None)
 
     corpus = read_corpus(text, cfg.norm)

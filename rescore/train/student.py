@@ -330,13 +330,15 @@ def _is_student_dir(path: str) -> bool:
 def load_student(cfg: StudentTrainConfig) -> torch.nn.Module:
     """A trained student (``init`` holds one: its head settings are kept) or a new one on an encoder."""
     from rescore.models import RescoreBert
+    from rescore.models.hf import loading_model
 
-    if _is_student_dir(cfg.init):
-        student = RescoreBert.from_pretrained(cfg.init)
-        log.info("continuing from the trained student %s (its head settings are kept)", cfg.init)
-    else:
-        student = RescoreBert.from_encoder(cfg.init, head_hidden=cfg.head_hidden,
-                                           head_activation=cfg.head_activation, head_dropout=cfg.dropout)
+    with loading_model(cfg.init):
+        if _is_student_dir(cfg.init):
+            student = RescoreBert.from_pretrained(cfg.init)
+            log.info("continuing from the trained student %s (its head settings are kept)", cfg.init)
+        else:
+            student = RescoreBert.from_encoder(cfg.init, head_hidden=cfg.head_hidden,
+                                               head_activation=cfg.head_activation, head_dropout=cfg.dropout)
     for name, m in student.named_modules():
         if isinstance(m, torch.nn.Dropout):
             if name.startswith("head"):
@@ -692,12 +694,14 @@ def _scoring_recipe(setdir: str | Path) -> list[str]:
     """The normalisation and metric errors are counted with, from the set's meta.yaml."""
     import types
 
-    import yaml
-
     from rescore.scoring.stats import scoring_setup
 
     path = Path(setdir) / "nbest" / "meta.yaml"
-    meta = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+    from rescore.data.nbest import read_meta
+
+    meta, err = read_meta(path)
+    if err is not None:
+        raise err
     norm, metric = scoring_setup(types.SimpleNamespace(meta=meta))
     return [str(norm), metric]
 
@@ -742,8 +746,7 @@ def _run(train_set, train_scores, dev_set, dev_scores, out: Path, cfg: StudentTr
         log.info("skip: %s is complete and up to date (--overwrite true to recompute)", out)
         return None
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        clear_done(out)
+        clear_done(out)  # locks out (creating it) first: one writer
     threads = cfg.num_threads or None
     if threads is None and dist.world > 1 and device.type == "cpu":  # share the CPUs between local ranks
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))

@@ -92,6 +92,6 @@ def test_trn_flags(tmp_path, small_set):
 
 
 @pytest.mark.parametrize("flag,value", [("--words", "w.txt"), ("--manifest", "m.json"), ("--field", "token")])
-def test_flags_of_other_formats_are_rejected(tmp_path, small_set, flag, value):
-    with pytest.raises(SystemExit):
-        imp("--format", "mlm-json", flag, value, small_set, tmp_path / "o")
+def test_flags_of_other_formats_are_rejected(tmp_path, small_set, flag, value, capsys):
+    assert imp("--format", "mlm-json", flag, value, small_set, tmp_path / "o") == 1
+    assert f"import_nbest: error: {flag} does not apply to --format mlm-json" in capsys.readouterr().err

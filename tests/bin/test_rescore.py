@@ -241,7 +241,7 @@ def test_bad_input_fails_before_any_work(sets, tmp_path, capsys, case):
         write(test / "nbest" / "text", "")
         write(test / "nbest" / "score", "")
         write(tmp_path / "streams" / "test" / "lm", "")
-        expect = "empty set"
+        expect = "the set is empty"
     elif case == "no_set_placeholder":
         stream = f"lm={tmp_path}/streams/dev/lm"
         expect = "PATH needs {set}"

@@ -110,7 +110,8 @@ def test_invalid_set_exits_1(model_dir, tmp_path, capsys):
 
 
 def test_bad_options(model_dir, setdir, tmp_path, capsys):
-    assert run(model_dir, setdir, tmp_path / "o", "--batch_tokens", "0") == 1
+    with pytest.raises(SystemExit):  # argparse: exit code 2
+        run(model_dir, setdir, tmp_path / "o", "--batch_tokens", "0")
     assert run(model_dir, setdir, tmp_path / "o", "--dtype", "fp16") == 1  # no fp16 autocast on CPU
     assert "fp16" in capsys.readouterr().err
     assert run(tmp_path / "no_such_model", setdir, tmp_path / "o") == 1

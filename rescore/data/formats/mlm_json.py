@@ -40,7 +40,7 @@ from pathlib import Path
 
 from rescore.data.archive import join_tokens, loads_json
 from rescore.data.nbest import MAX_RANK, NbestBuilder, NbestSet, describe, missing_ranks, stream_convention
-from rescore.exceptions import InputError, InvalidSetError
+from rescore.exceptions import InputError, InvalidSetError, require_file
 from rescore.log import get_logger
 from rescore.stage import atomic_open
 
@@ -128,7 +128,7 @@ def _hyp(entry: object, missing_score: str, where, label: str,
 def read(src: Path, refs: dict[str, str] | None = None, missing_score: str = "error",
          stream: str = "score") -> NbestSet:
     """Read an mlm-scoring n-best JSON file into an :class:`NbestSet` (see the module doc)."""
-    src = Path(src)
+    src = require_file(src, "mlm-scoring JSON file")
     if missing_score not in MISSING_SCORE:
         raise ValueError(f"missing_score must be one of {MISSING_SCORE}, not {missing_score!r}")
     obj, text = _load(src)
