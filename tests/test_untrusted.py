@@ -99,7 +99,7 @@ def test_a_checkpoint_with_a_pickled_payload_is_refused(tmp_path):
     ck = Checkpointer(tmp_path / "exp")
     path = ck.save(1, model, torch.optim.SGD(model.parameters(), lr=0.1), None, {})
     marker = tmp_path / "ran"
-    (path / "optim.pt").write_bytes(pickle.dumps({"optimizer": Marker(marker), "scheduler": None}))
+    (path / "optim.pt").write_bytes(pickle.dumps({"optimizer": Marker(marker), "scheduler": None}, protocol=2))
     with pytest.raises(pickle.UnpicklingError):
         ck.load(path, model, torch.optim.SGD(model.parameters(), lr=0.1))
     assert not marker.exists()
