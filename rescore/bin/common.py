@@ -46,11 +46,6 @@ def nonneg_float(value: str) -> float:
     return _number(float, value, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
 
 
-def positive_float(value: str) -> float:
-    """A finite number > 0 (an acoustic or LM scale that divides)."""
-    return _number(float, value, "a finite number > 0", lambda v: math.isfinite(v) and v > 0)
-
-
 def finite_float(value: str) -> float:
     """Any finite number (a word penalty may be negative)."""
     return _number(float, value, "a finite number", math.isfinite)
@@ -200,7 +195,9 @@ def run(body: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
     """
     given = sys.argv[1:] if argv is None else list(argv)
     module = getattr(body, "__module__", "") or ""
-    if module.startswith("rescore.bin."):  # `python -m rescore.bin.X` would otherwise call itself X.py
+    spec = getattr(sys.modules.get(module), "__spec__", None)  # under `python -m`, __module__ is __main__
+    module = getattr(spec, "name", None) or module
+    if module.startswith("rescore.bin."):  # argparse would call `python -m rescore.bin.X` "X.py"
         p.prog = module.rsplit(".", 1)[1]
     if config_of is not None:
         code = _print_config(p, given, config_of)

@@ -356,3 +356,17 @@ def test_the_readme_states_the_table_as_it_is():
     m = re.search(r"(\d+) cases over all (\d+) steps", readme)
     assert m, "README: the Reliability paragraph lost its figures"
     assert (int(m[1]), int(m[2])) == (len(CASES), len({p.values[0] for p in CASES}))
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["split_nbest", "no_such_set", "0"], 2), (["validate", "no_such_set"], 1)])
+def test_the_step_names_itself_when_run_as_a_module(argv, code, tmp_path):
+    """``python -m rescore.bin.X``: the message says ``X: error:``, not ``X.py`` or ``__main__``."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", f"rescore.bin.{argv[0]}", *argv[1:]], capture_output=True, text=True,
+                       cwd=tmp_path, env={**__import__("os").environ,
+                                          "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert r.returncode == code, r.stderr
+    assert r.stderr.splitlines()[-1].startswith(f"{argv[0]}: error: "), r.stderr
+    assert "Traceback" not in r.stderr
