@@ -100,8 +100,6 @@ def body(args) -> int:
     from rescore.runtime import resolve_device, set_threads
 
     setdir, outdir = Path(args.setdir), Path(args.outdir)
-    if args.batch_tokens < 1:
-        raise InputError(None, None, f"--batch_tokens must be positive, got {args.batch_tokens}")
     cfg = options(args)
     fp = begin_set_step(setdir, outdir, args.model, cfg, args.overwrite)
     if fp is None:

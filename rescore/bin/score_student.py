@@ -93,8 +93,6 @@ def body(args) -> int:
     from rescore.runtime import autocast, resolve_device, set_threads
 
     setdir, outdir = Path(args.setdir), Path(args.outdir)
-    if args.batch_tokens < 1:
-        raise InputError(None, None, f"--batch_tokens must be positive, got {args.batch_tokens}")
     if args.quantize != "none" and args.backend != "onnx":
         raise InputError(None, None, f"--quantize {args.quantize} needs --backend onnx")
     if args.backend == "onnx" and args.dtype != "fp32":

@@ -13,10 +13,8 @@ keys are documented in conf/train_mlm.yaml. See rescore/train/mlm.py for the det
 
 from __future__ import annotations
 
-import sys
-
 from rescore.bin.common import add_overwrite, add_print_config, parser, run, str2bool
-from rescore.config import ConfigError, load_config
+from rescore.config import load_config
 
 
 def get_parser():
@@ -48,13 +46,9 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 def body(args, argv: list[str] | None) -> int:
     from rescore.train.mlm import train_mlm  # torch: after parsing (fast --help)
 
-    try:
-        cfg = resolved_config(args.config, args.overrides, args.init)
-        train_mlm(args.init, args.text, args.out, cfg, dev_text=args.dev_text, resume=args.resume,
-                  overwrite=args.overwrite, argv=argv)
-    except ConfigError as e:
-        print(f"train_mlm: error: {e}", file=sys.stderr)
-        return 1
+    cfg = resolved_config(args.config, args.overrides, args.init)
+    train_mlm(args.init, args.text, args.out, cfg, dev_text=args.dev_text, resume=args.resume,
+              overwrite=args.overwrite, argv=argv)
     return 0
 
 

@@ -18,10 +18,9 @@ See rescore/train/student.py for the details.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from rescore.bin.common import add_overwrite, add_print_config, parser, run, str2bool
-from rescore.config import ConfigError, load_config
+from rescore.config import load_config
 
 
 def get_parser():
@@ -57,13 +56,9 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 def body(args, argv: list[str] | None) -> int:
     from rescore.train.student import train_student  # torch: after parsing (fast --help)
 
-    try:
-        cfg = resolved_config(args.config, args.overrides, args.init)
-        train_student(args.train_set, args.train_scores, args.dev_set, args.dev_scores, args.out, cfg,
-                      resume=args.resume, overwrite=args.overwrite, argv=argv)
-    except ConfigError as e:
-        print(f"train_student: error: {e}", file=sys.stderr)
-        return 1
+    cfg = resolved_config(args.config, args.overrides, args.init)
+    train_student(args.train_set, args.train_scores, args.dev_set, args.dev_scores, args.out, cfg,
+                  resume=args.resume, overwrite=args.overwrite, argv=argv)
     return 0
 
 
