@@ -21,8 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rescore.bin.common import add_overwrite, add_print_config, parser, run, str2bool
-from rescore.config import ConfigError, load_config, save_config
-from rescore.exceptions import InputError
+from rescore.config import load_config
 from rescore.stage import check_done, mark_done, reopen, write_run_info
 
 MODULE = "rescore.bin.train_clm"
@@ -54,15 +53,7 @@ def resolved_config(config: str | None, overrides: list[str], init: str | None):
 def body(args, argv: list[str] | None) -> int:
     from rescore.train.lstm import fresh_start, train_lstm_lm  # torch: after parsing (fast --help)
 
-    try:
-        cfg = resolved_config(args.config, args.overrides, None)
-    except ConfigError as e:
-        raise InputError(None, None, str(e)) from None
-    from rescore.data.textnorm import Normalizer
-    from rescore.train.lstm import read_corpus
-
-    for path in [args.text] + ([args.dev_text] if args.dev_text else []):
-        read_corpus(path, Normalizer.parse(cfg.norm))  # a missing, unreadable or empty corpus: before writing
+    cfg = resolved_config(args.config, args.overrides, None)
     out = Path(args.out)
     inputs = [args.text] + ([args.dev_text] if args.dev_text else [])
     config = {**asdict(cfg), "dev_text": bool(args.dev_text)}
@@ -72,7 +63,6 @@ def body(args, argv: list[str] | None) -> int:
     reopen(out)
     if args.overwrite or not args.resume:
         fresh_start(out)
-    save_config(cfg, out / "config.yaml")
     result = train_lstm_lm(cfg, args.text, out, dev_text=args.dev_text, resume=args.resume, fingerprint=fp)
     if not result.finished:
         return 1

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rescore.config import ConfigError
+from rescore.config import ConfigError, save_config
 from rescore.data.archive import decode, iter_lines
 from rescore.data.textnorm import Normalizer
 from rescore.exceptions import InputError, require_file
@@ -302,7 +302,8 @@ class _LstmTrainer(Trainer):
 
 def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_text: str | Path | None = None,
                   resume: bool = True, fingerprint: str = "", stop_after: int | None = None) -> TrainResult:
-    """Train (or resume) an LSTM LM; writes ``out/model`` when training finishes.
+    """Train (or resume) an LSTM LM; writes ``out/config.yaml`` once the corpus has been read (a
+    missing, unreadable or empty corpus writes nothing) and ``out/model`` when training finishes.
 
     ``fingerprint`` identifies inputs + config; checkpoints made with another one are discarded
     (with a warning) and training starts again. ``stop_after`` ends this invocation after that many
@@ -311,6 +312,9 @@ def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_te
     """
     cfg.validate()
     out = Path(out)
+    norm = Normalizer.parse(cfg.norm)
+    sentences = read_corpus(text, norm)
+    dev_sentences = read_corpus(dev_text, norm) if dev_text is not None else None
     out.mkdir(parents=True, exist_ok=True)
     latest = Checkpointer(out).latest() if resume else None
     if latest is not None and _checkpoint_fingerprint(latest) != fingerprint:
@@ -318,13 +322,12 @@ def train_lstm_lm(cfg: TrainClmConfig, text: str | Path, out: str | Path, dev_te
         latest = None
     if latest is None:
         fresh_start(out)
+    save_config(cfg, out / "config.yaml")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    norm = Normalizer.parse(cfg.norm)
 
-    sentences = read_corpus(text, norm)
-    if dev_text is not None:
-        train, dev = sentences, read_corpus(dev_text, norm)
+    if dev_sentences is not None:
+        train, dev = sentences, dev_sentences
     else:
         train, dev = split_dev(sentences, cfg.dev_fraction, cfg.seed)
     log.info(f"{len(train)} training sentences, {len(dev)} held-out sentences"
