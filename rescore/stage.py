@@ -318,7 +318,6 @@ class PartialResults:
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._last = time.monotonic()
         self._chunks = 0
-        self._plan = None
 
     def restore(self, num_batches: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """``{batch: (positions, values)}`` of the batches a previous run of this key finished
@@ -327,16 +326,16 @@ class PartialResults:
 
         from rescore.log import get_logger
 
-        self._plan = f"{self.key} {num_batches}"
+        plan = f"{self.key} {num_batches}"
         found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         key_file = self.dir / "key"
-        same = key_file.is_file() and key_file.read_text(encoding="utf-8").strip() == self._plan
+        same = key_file.is_file() and key_file.read_text(encoding="utf-8").strip() == plan
         if self.dir.exists() and (self.discard or not same):
             shutil.rmtree(self.dir)
         if not self.dir.exists():
             self.dir.mkdir(parents=True)
             with atomic_open(key_file) as f:
-                f.write(self._plan + "\n")
+                f.write(plan + "\n")
             return found
         for path in sorted(self.dir.glob("chunk-*.npz")):
             try:

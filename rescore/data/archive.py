@@ -21,6 +21,10 @@ from rescore.stage import atomic_open
 
 _ASCII_WS = b" \t\n\r\x0b\x0c"
 
+#: Longest integer read from an input file (ids, job counts, SLF fields): 18 digits always fit an int64,
+#: and Python's int() refuses more than 4300
+MAX_DIGITS = 18
+
 #: What reading a damaged gzip stream raises: a bad header, CRC or length (``BadGzipFile``), a
 #: stream that ends early (``EOFError``), corrupt deflate data (``zlib.error``, not an OSError).
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)

@@ -77,10 +77,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rescore.data.archive import GZIP_ERRORS, decode, format_float, parse_float, write_lines
+from rescore.data.archive import GZIP_ERRORS, MAX_DIGITS, decode, format_float, parse_float, write_lines
 from rescore.data.formats.kaldi_nbest import (
     DEFAULT_ACWT,
-    MAX_DIGITS,
     cap_costs,
     check_acwt,
     first_missing_job,

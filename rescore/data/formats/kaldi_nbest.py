@@ -72,6 +72,7 @@ from pathlib import Path
 import numpy as np
 
 from rescore.data.archive import (
+    MAX_DIGITS,
     decode,
     format_float,
     iter_lines,
@@ -221,10 +222,6 @@ def _job_dirs(src: Path) -> tuple[Path, list[Path]]:
 def first_missing_job(found: dict[int, Path], nj: int) -> int | None:
     """The smallest job number in 1..nj not in ``found`` (without a range up to a huge nj)."""
     return next((j for j in range(1, min(nj, len(found) + 1) + 1) if j not in found), None)
-
-
-#: Longest integer read from a Kaldi file (ids, job counts): 18 digits always fit an int64
-MAX_DIGITS = 18
 
 
 def read_num_jobs(path: Path) -> int:

@@ -86,7 +86,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rescore.data.archive import GZIP_ERRORS, decode, gzip_error, open_binary, parse_float
+from rescore.data.archive import GZIP_ERRORS, MAX_DIGITS, decode, gzip_error, open_binary, parse_float
 from rescore.data.lattice import best_distinct_sequences
 from rescore.data.nbest import NbestBuilder, NbestSet, describe
 from rescore.exceptions import InputError
@@ -416,7 +416,7 @@ def _integer(value: bytes, name: str, path: str, lineno: int) -> int:
     if not value.isdigit():
         raise InputError(path, lineno, f"{name}= must be a non-negative integer, got "
                                        f"{value.decode('utf-8', 'replace')!r}")
-    if len(value) > 18:  # beyond int64 (and Python's int() refuses more than 4300 digits)
+    if len(value) > MAX_DIGITS:
         raise InputError(path, lineno, f"{name}={value[:30].decode()}... ({len(value)} digits) is out of range")
     return int(value)
 
